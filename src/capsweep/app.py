@@ -1,0 +1,56 @@
+"""``capsweep``: the Hydra application that trains one capacity setting per job.
+
+``capsweep`` trains the composed configuration once; ``capsweep -m`` runs a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from capsweep.errors import CapsweepConfigError  # noqa: E402
+from capsweep.paths import CONF_DIR  # noqa: E402
+from capsweep.schema import register_configs  # noqa: E402
+
+log = logging.getLogger("capsweep")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one trial of ``cfg`` and return its final metrics (a sweeper's objectives)."""
+    from capsweep.trial import run_trial  # TensorFlow loads here, not for --help
+
+    return run_trial(cfg).metrics.scalars()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_task(cfg: DictConfig) -> Any:
+    try:
+        return train(cfg)
+    except CapsweepConfigError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.error("%s", error)
+        print(f"capsweep: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point."""
+    from capsweep.tracking import raise_on_sigterm
+
+    register_configs()
+    raise_on_sigterm()
+    _hydra_task()
+
+
+if __name__ == "__main__":
+    main()

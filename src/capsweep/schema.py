@@ -1,0 +1,141 @@
+"""Typed schema of capsweep's configuration.
+
+Hydra composes ``conf/``; these dataclasses validate the result (unknown keys and wrong
+types fail at start-up, naming the key), and the trial receives plain dataclass values.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+
+class Unit(Enum):
+    """What ``capacity.unfreeze`` counts from the end of the backbone."""
+
+    block = "block"  # the architecture's blocks, found from the layer graph
+    weighted_layer = "weighted_layer"  # only layers that hold weights
+    layer = "layer"  # raw Keras layers, weightless Add/Activation included
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    # image_folder: a directory with one sub-folder per class.
+    path: str | None = None
+    # Number of classes; inferred from the data when null. Set it to plan without data.
+    num_classes: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    # digits: the classes the backbone is pretrained on, and the ones transferred to.
+    source_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    target_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
+    # digits: labelled target images per class for training, and the validation size.
+    train_per_class: int = 10
+    val_size: int = 200
+
+
+@dataclass
+class PretrainConfig:
+    """How the embedded default pretrains its backbone on the source classes."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    # Source accuracy (inference mode) below which the cached weights are refused.
+    min_val_accuracy: float = 0.95
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "small_resnet"
+    # imagenet | null (random init) | a weights file path | source (pretrain on data's
+    # source classes, embedded default only).
+    weights: str | None = "source"
+    input_size: int = 32
+    # small_resnet only: filters per stage and residual blocks per stage.
+    filters: list[int] = field(default_factory=lambda: [16, 32, 64])
+    blocks_per_stage: int = 2
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+@dataclass
+class CapacityConfig:
+    unfreeze: int = 1
+    unit: Unit = Unit.block
+    # Train BatchNorm layers of unfrozen units; false keeps them in inference mode.
+    train_bn: bool = False
+
+
+@dataclass
+class HeadConfig:
+    # Hidden Dense layers before the classifier; 0 = only the classifier.
+    depth: int = 1
+    width: int = 64
+    dropout: float = 0.2
+    activation: str = "relu"
+    pooling: str = "avg"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 2e-3
+    # Learning rate of unfrozen backbone layers (usually lower than the head's).
+    backbone_learning_rate: float = 2e-4
+    # Early stopping on val_accuracy with best weights restored; null disables it.
+    early_stopping_patience: int | None = 10
+    seed: int = 0
+    # Keras progress output: 2 = one line per epoch, 1 = progress bar, 0 = silent.
+    verbose: int = 2
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///outputs/mlflow.db"
+    experiment: str = "capsweep"
+    # Log the learning-curve PNG and model summary as artifacts.
+    log_artifacts: bool = True
+
+
+@dataclass
+class PathsConfig:
+    outputs: str = "outputs"
+
+
+@dataclass
+class CapsweepConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # Set by a sweep: the search space and objectives (free-form; the sweeper checks it).
+    sweep: Any = None
+
+
+def _unique_suffix() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (``conf/config.yaml`` extends it).
+
+    Also registers ``${capsweep_unique:}``, a per-process suffix that keeps the output
+    folders of runs started in the same second apart.
+    """
+    ConfigStore.instance().store(name="capsweep_schema", node=CapsweepConfig)
+    if not OmegaConf.has_resolver("capsweep_unique"):
+        OmegaConf.register_new_resolver("capsweep_unique", _unique_suffix, use_cache=True)

@@ -1,0 +1,159 @@
+"""MLflow: one run per trial, ended FAILED or KILLED when the trial does not finish.
+
+All MLflow access goes through this module, with an explicit ``MlflowClient`` (no
+process-global active run), so trials in one process or many stay independent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+_BATCH = 100  # MLflow's limit of params per log_batch call
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; raised like KeyboardInterrupt so runs end KILLED, not RUNNING."""
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in the main thread of this process."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave the default
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _prepare_local_store(uri: str) -> Path | None:
+    """Create the folder of a SQLite store; return where its artifacts should go."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return (database.parent / "mlartifacts").resolve()
+
+
+def client_for(uri: str) -> MlflowClient:
+    _prepare_local_store(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, uri: str, name: str) -> str:
+    """Return the id of experiment ``name``, creating it (once, even under a race)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    artifacts = _prepare_local_store(uri)
+    try:
+        return str(
+            client.create_experiment(name, artifact_location=artifacts.as_uri() if artifacts else None)
+        )
+    except MlflowException:
+        # Another process created it between our look-up and create (mlflow #4123).
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested config into ``{"backbone.name": "resnet50", ...}`` MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit() -> str:
+    """The checked-out commit of the working directory, or ``unknown``."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+class TrialRun:
+    """An open MLflow run with capsweep's logging helpers."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        items = [Param(key, value[:6000]) for key, value in params.items()]
+        for start in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()]
+        )
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+
+@contextlib.contextmanager
+def trial_run(
+    uri: str,
+    experiment: str,
+    *,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[TrialRun]:
+    """Open a run; end it FINISHED, FAILED (exception) or KILLED (SIGINT/SIGTERM).
+
+    ``parent_run_id`` nests the run under a parent made by any process or host.
+    """
+    client = client_for(uri)
+    all_tags = {"capsweep.host": socket.gethostname(), "capsweep.git_commit": git_commit()}
+    all_tags.update(tags or {})
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    run = client.create_run(
+        experiment_id(client, uri, experiment),
+        run_name=run_name,
+        tags={k: str(v) for k, v in all_tags.items()},
+    )
+    run_id = run.info.run_id
+    try:
+        yield TrialRun(client, run_id)
+    except (KeyboardInterrupt, Terminated):
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
