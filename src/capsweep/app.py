@@ -24,11 +24,16 @@ from capsweep.schema import register_configs  # noqa: E402
 log = logging.getLogger("capsweep")
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Run one trial of ``cfg`` and return its final metrics (a sweeper's objectives)."""
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one trial of ``cfg``; return its final metrics, or a sweep job's result."""
+    if cfg.trial.number is not None:
+        from capsweep.sweep_job import run_sweep_job
+
+        return run_sweep_job(cfg)
     from capsweep.trial import run_trial  # TensorFlow loads here, not for --help
 
-    return run_trial(cfg).metrics.scalars()
+    outcome = run_trial(cfg)
+    return outcome.metrics.scalars() if outcome.metrics else {}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

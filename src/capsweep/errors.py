@@ -41,3 +41,11 @@ def require_count(key: str, value: Any, *, minimum: int = 0) -> int:
             key, value, f"must be >= {minimum}", fix=f"e.g. {key}={max(minimum, 1)}"
         )
     return value
+
+
+class StopTraining(Exception):  # noqa: N818 - a request, not an error
+    """Raised by an epoch listener to end a trial early; the trial is recorded as pruned."""
+
+    def __init__(self, epoch: int, message: str) -> None:
+        super().__init__(message)
+        self.epoch = epoch

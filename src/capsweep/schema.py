@@ -15,6 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from capsweep.paths import SWEEPS_DIR
+
 
 class Unit(Enum):
     """What ``capacity.unfreeze`` counts from the end of the backbone."""
@@ -114,6 +116,20 @@ class PathsConfig:
 
 
 @dataclass
+class TrialContext:
+    """Set by capsweep's sweeper on each job: which Optuna trial this job trains."""
+
+    number: int | None = None
+    repeat: int = 0
+    storage: str | None = None
+    study_name: str | None = None
+    pruner: str | None = None
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    multi_objective: bool = False
+    parent_run_id: str | None = None
+
+
+@dataclass
 class CapsweepConfig:
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -122,8 +138,8 @@ class CapsweepConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    # Set by a sweep: the search space and objectives (free-form; the sweeper checks it).
-    sweep: Any = None
+    # Set by the sweeper for each job; empty for a single run.
+    trial: TrialContext = field(default_factory=TrialContext)
 
 
 def _unique_suffix() -> str:
@@ -136,6 +152,10 @@ def register_configs() -> None:
     Also registers ``${capsweep_unique:}``, a per-process suffix that keeps the output
     folders of runs started in the same second apart.
     """
-    ConfigStore.instance().store(name="capsweep_schema", node=CapsweepConfig)
+    store = ConfigStore.instance()
+    store.store(name="capsweep_schema", node=CapsweepConfig)
+    for path in sorted(SWEEPS_DIR.glob("*.yaml")):
+        # Search spaces live in sweeps/ at the top of the project; `sweep=<name>` picks one.
+        store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
     if not OmegaConf.has_resolver("capsweep_unique"):
         OmegaConf.register_new_resolver("capsweep_unique", _unique_suffix, use_cache=True)

@@ -157,3 +157,25 @@ def trial_run(
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def create_parent_run(uri: str, experiment: str, *, study_name: str, storage: str) -> str:
+    """Create a study's parent run; children nest under it from any process or host.
+
+    The run is ended at once (FINISHED): it only holds the sweep's summary, which is
+    logged to it as trials finish, so a killed sweep never leaves it RUNNING.
+    """
+    client = client_for(uri)
+    run = client.create_run(
+        experiment_id(client, uri, experiment),
+        run_name=f"sweep-{study_name}",
+        tags={
+            "capsweep.role": "sweep",
+            "capsweep.study": study_name,
+            "capsweep.storage": storage,
+            "capsweep.host": socket.gethostname(),
+            "capsweep.git_commit": git_commit(),
+        },
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return str(run.info.run_id)

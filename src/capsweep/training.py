@@ -38,6 +38,7 @@ class TrialMetrics:
     seconds_per_epoch: float
     samples_per_second: float
     epochs_run: int
+    n_val: int
     history: dict[str, list[float]] = field(default_factory=dict)
 
     def scalars(self) -> dict[str, float]:
@@ -127,6 +128,7 @@ def fit_and_evaluate(
         seconds_per_epoch=fit_seconds / max(epochs_run, 1),
         samples_per_second=len(data.train) * epochs_run / fit_seconds if fit_seconds else 0.0,
         epochs_run=epochs_run,
+        n_val=len(data.val),
         history={key: [float(v) for v in values] for key, values in history.items()},
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 from capsweep import tracking
 from capsweep.backbones import architecture, build_backbone, check_input_size
 from capsweep.data import Dataset, check_data_config, load_dataset
-from capsweep.errors import CapsweepConfigError, require_count
+from capsweep.capacity import CapacityReport
+from capsweep.errors import CapsweepConfigError, StopTraining, require_count
 from capsweep.heads import check_head
 from capsweep.optim import make_optimizer
 from capsweep.plots import close_figure, learning_curve
 from capsweep.pretrain import ensure_source_weights
 from capsweep.schema import CapsweepConfig
+from capsweep.study import redact
 from capsweep.training import EpochListener, TrialMetrics, fit_and_evaluate
 from capsweep.transfer import TransferModel, build_transfer_model
 
@@ -29,8 +31,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrialOutcome:
-    metrics: TrialMetrics
+    """How a trial ended: COMPLETE with metrics, or PRUNED at an epoch."""
+
     run_id: str
+    state: str
+    metrics: TrialMetrics | None = None
+    pruned_at_epoch: int | None = None
 
 
 def settings_from(cfg: DictConfig) -> CapsweepConfig:
@@ -109,15 +115,19 @@ def run_trial(
     listeners: Sequence[EpochListener] = (),
     extra_tags: Mapping[str, Any] | None = None,
     run_name: str | None = None,
+    on_started: Callable[[str, CapacityReport], None] | None = None,
 ) -> TrialOutcome:
     """Train and evaluate the configuration ``cfg`` once, recorded as one MLflow run.
 
     Args:
         cfg: The composed configuration.
         parent_run_id: MLflow run to nest this trial's run under (a sweep's parent run).
-        listeners: Called after each epoch; one may raise to stop the trial.
+        listeners: Called after each epoch; one may raise StopTraining to end the trial
+            early, which is then recorded as PRUNED (the run itself ends FINISHED).
         extra_tags: More tags for the run.
         run_name: The MLflow run name.
+        on_started: Called with the MLflow run id and the capacity report once the run
+            is open, before training.
     """
     settings = settings_from(cfg)
     keras.backend.clear_session()  # trials in one process must not accumulate graphs
@@ -130,7 +140,10 @@ def run_trial(
     ) as run:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(resolved, dict)
-        run.log_params(tracking.flatten(resolved))
+        params = tracking.flatten(resolved)
+        if params.get("trial.storage") not in (None, "None"):
+            params["trial.storage"] = redact(params["trial.storage"])
+        run.log_params(params)
         run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         run.log_text(json.dumps(transfer.report.as_dict(), indent=2), "capacity_report.json")
         run.log_metrics({"available_units": transfer.report.available_units})
@@ -141,7 +154,14 @@ def run_trial(
                 step=epoch,
             )
 
-        metrics = fit_and_evaluate(transfer, data, settings.trainer, [log_epoch, *listeners])
+        if on_started is not None:
+            on_started(run.run_id, transfer.report)
+        try:
+            metrics = fit_and_evaluate(transfer, data, settings.trainer, [log_epoch, *listeners])
+        except StopTraining as stop:
+            run.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
+            log.info("Trial stopped early: %s (MLflow run %s)", stop, run.run_id)
+            return TrialOutcome(run_id=run.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
         # Step after the last epoch, so MLflow shows these (best-epoch weights, inference
         # mode) as the latest val_accuracy rather than the last epoch's value.
         run.log_metrics(metrics.scalars(), step=metrics.epochs_run)
@@ -156,7 +176,8 @@ def run_trial(
             metrics.val_accuracy, metrics.train_accuracy, metrics.test_accuracy,
             metrics.trainable_params, metrics.fit_seconds, run.run_id,
         )
-        return TrialOutcome(metrics=metrics, run_id=run.run_id)
+        run.set_tags({"capsweep.state": "COMPLETE"})
+        return TrialOutcome(run_id=run.run_id, state="COMPLETE", metrics=metrics)
 
 
 def model_summary(model: keras.Model) -> str:

@@ -1,0 +1,48 @@
+"""The sweeper's configuration, registered as ``hydra/sweeper=capsweep``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class CapsweepSweeperConf:
+    _target_: str = "hydra_plugins.capsweep_sweeper.capsweep_sweeper.CapsweepSweeper"
+    # Search space in the syntax of Hydra's Optuna sweeper: choice, range, interval, tag(log, …).
+    params: dict[str, str] = field(default_factory=dict)
+    # Metrics to optimize (a name or a list), paired with `direction`.
+    objectives: Any = "val_accuracy"
+    # maximize | minimize, or a list of them (one per objective).
+    direction: Any = "maximize"
+    # tpe | random | grid | nsga2 | nsga3 | qmc | cmaes | bruteforce (and their options).
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    # Seed of the sampler (null: random).
+    seed: int | None = None
+    # Finished (complete or pruned) trials the study should hold in total; null: the grid
+    # size for sampler=grid, else 20.
+    n_trials: int | None = None
+    # Trials launched together per batch (parallel with the joblib or submitit launcher).
+    n_jobs: int = 1
+    # Train each configuration with this many seeds; the study optimizes the mean.
+    repeats: int = 1
+    # none | median | percentile | hyperband | successive_halving | threshold | wilcoxon |
+    # dominance (the only one for several objectives), and its options.
+    pruner: str | None = None
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    # Optuna storage: a file path (journal file, safe for local processes) or a database
+    # URL (postgresql://… for clusters). null: <paths.outputs>/optuna/<study_name>.journal
+    storage: str | None = None
+    study_name: str = "capsweep"
+    # A RUNNING trial whose worker sent no heartbeat for this long is failed and re-queued.
+    stale_after_seconds: float = 1800.0
+    # Stop the sweep after this many failed trials in one invocation (null: n_trials).
+    max_failures: int | None = None
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="capsweep", node=CapsweepSweeperConf, provider="capsweep"
+)
