@@ -109,9 +109,12 @@ class SweepSummary:
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent)
         return cls(config, study, parent, report_dir)
 
-    def update(self, *, final: bool = False) -> Report:
-        """Rewrite the report files, log them to the parent run, tag the recommended run."""
-        report = build_report(self.study, self.report_dir)
+    def update(self, *, final: bool = False, **pick: Any) -> Report:
+        """Rewrite the report files, log them to the parent run, tag the recommended run.
+
+        ``pick`` takes :func:`capsweep.pick.recommend`'s options (tolerance, max_overfit_gap).
+        """
+        report = build_report(self.study, self.report_dir, **pick)
         client = tracking.client_for(self.uri)
         if report.recommendation is None:
             if final:

@@ -1,0 +1,278 @@
+"""The report: the ranked table, the records frame, the Pareto figure and the written files."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from capsweep.pick import ConfigSummary, Recommendation, TrialRecord, recommend, summarize
+from capsweep.report import pareto_figure, records_frame, trials_table, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def config(unfreeze: int, depth: int) -> dict[str, Any]:
+    return {"capacity.unfreeze": unfreeze, "head.depth": depth}
+
+
+def metrics(val: float, trainable: int, gap: float = 0.02) -> dict[str, float]:
+    return {
+        "val_accuracy": val,
+        "train_accuracy": val + gap,
+        "test_accuracy": val - 0.01,
+        "overfit_gap": gap,
+        "trainable_params": trainable,
+        "fit_seconds": 12.5,
+        "n_val": 400,
+    }
+
+
+@pytest.fixture(scope="module")
+def records() -> list[TrialRecord]:
+    return [
+        TrialRecord(0, "COMPLETE", config(6, 1), 0, metrics(0.90, 1_200_000, 0.10), "r0"),
+        TrialRecord(1, "COMPLETE", config(6, 1), 1, metrics(0.88, 1_200_000, 0.12), "r1"),
+        TrialRecord(2, "COMPLETE", config(1, 0), 0, metrics(0.89, 100_000), "r2"),
+        TrialRecord(3, "COMPLETE", config(1, 0), 1, metrics(0.88, 100_000), "r3"),
+        TrialRecord(4, "COMPLETE", config(3, 1), 0, metrics(0.80, 500_000), "r4"),
+        TrialRecord(5, "COMPLETE", config(3, 1), 1, metrics(0.82, 500_000), "r5"),
+        TrialRecord(6, "PRUNED", config(0, 0), 0, {"val_accuracy": 0.5}, "r6"),
+        TrialRecord(7, "FAIL", config(0, 1), 0, {}, "r7"),
+        TrialRecord(8, "RUNNING", config(0, 2), 0, {}, None),
+    ]
+
+
+@pytest.fixture(scope="module")
+def summaries(records: list[TrialRecord]) -> list[ConfigSummary]:
+    return summarize(records)
+
+
+@pytest.fixture(scope="module")
+def recommendation(summaries: list[ConfigSummary]) -> Recommendation:
+    # best: mean 0.89, std 0.01414, SE 0.01, so threshold 0.88; config(1, 0) has mean 0.885
+    return recommend(summaries)
+
+
+def rendered(table: Any) -> list[str]:
+    output = io.StringIO()
+    Console(file=output, width=200, color_system=None).print(table)
+    return output.getvalue().splitlines()
+
+
+def row_of(lines: list[str], label: str) -> str:
+    (line,) = [line for line in lines if label in line and "│" in line]
+    return line
+
+
+# trials_table
+
+
+def test_trials_table_has_one_row_per_configuration_ranked_by_val_accuracy(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    table = trials_table(summaries, recommendation)
+
+    assert table.row_count == 3
+    assert [column.header for column in table.columns][1:] == [
+        "rank", "params", "val_accuracy", "trainable_params", "overfit_gap",
+        "fit_seconds", "test_accuracy", "n",
+    ]  # fmt: skip
+    lines = rendered(table)
+    labels = ("unfreeze=6, depth=1", "unfreeze=1, depth=0", "unfreeze=3, depth=1")
+    positions = [lines.index(row_of(lines, label)) for label in labels]
+    assert positions == sorted(positions)
+
+
+def test_trials_table_marks_the_recommended_row_in_bold_with_a_star(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    lines = rendered(trials_table(summaries, recommendation))
+
+    assert recommendation.chosen.label == "unfreeze=1, depth=0"
+    assert "★" in row_of(lines, "unfreeze=1, depth=0")
+    assert "★" not in row_of(lines, "unfreeze=6, depth=1")
+    table = trials_table(summaries, recommendation)
+    assert table.rows[1].style == "bold"
+    assert table.rows[0].style is None
+
+
+def test_trials_table_marks_the_pareto_front(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    lines = rendered(trials_table(summaries, recommendation))
+
+    assert "◆" in row_of(lines, "unfreeze=6, depth=1")
+    assert "◆" in row_of(lines, "unfreeze=1, depth=0")
+    assert "◆" not in row_of(lines, "unfreeze=3, depth=1")  # worse and bigger than (1, 0)
+
+
+def test_trials_table_shows_std_and_thousands_separators(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    line = row_of(rendered(trials_table(summaries, recommendation)), "unfreeze=6, depth=1")
+
+    # repeats 0.90 and 0.88: mean 0.890, std sqrt(2 * 0.01**2 / 1) = 0.014
+    assert "0.890 ± 0.014" in line
+    assert "1,200,000" in line
+    assert "0.110" in line  # mean overfit_gap
+
+
+def test_trials_table_works_without_a_recommendation(summaries: list[ConfigSummary]) -> None:
+    lines = rendered(trials_table(summaries, None))
+
+    assert not any("★" in line for line in lines if "│" in line)
+
+
+# records_frame
+
+
+def test_records_frame_has_one_row_per_trial_of_every_state(records: list[TrialRecord]) -> None:
+    frame = records_frame(records)
+
+    assert len(frame) == len(records)
+    assert list(frame["state"]).count("PRUNED") == 1
+    assert list(frame.columns[:6]) == [
+        "number", "state", "repeat", "run_id", "params.capacity.unfreeze", "params.head.depth",
+    ]  # fmt: skip
+    assert {"val_accuracy", "trainable_params", "overfit_gap", "n_val"} <= set(frame.columns)
+
+
+def test_records_frame_leaves_missing_metrics_empty(records: list[TrialRecord]) -> None:
+    frame = records_frame(records).set_index("number")
+
+    assert frame.loc[6, "val_accuracy"] == 0.5
+    missing = frame.isna()
+    assert missing.loc[6, "trainable_params"]
+    assert missing.loc[7, "val_accuracy"]
+
+
+# pareto_figure
+
+
+def test_pareto_figure_plots_accuracy_against_log_trainable_params_with_a_colorbar(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    figure = pareto_figure(summaries, recommendation)
+
+    axis, colorbar = figure.axes
+    assert axis.get_xscale() == "log"
+    assert axis.get_ylabel() == "val_accuracy"
+    assert "overfit_gap" in colorbar.get_ylabel()
+    legend_box = axis.get_legend()
+    assert legend_box is not None
+    legend = [text.get_text() for text in legend_box.get_texts()]
+    assert "Pareto front" in legend
+    assert "recommended" in legend
+    assert any(label.startswith("threshold") for label in legend)
+    assert recommendation.chosen.label in [text.get_text() for text in axis.texts]
+
+
+# write_report
+
+
+@pytest.fixture(scope="module")
+def written(
+    tmp_path_factory: pytest.TempPathFactory,
+    records: list[TrialRecord],
+    summaries: list[ConfigSummary],
+    recommendation: Recommendation,
+) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("report") / "nested"
+    return write_report(folder, records, summaries, recommendation)
+
+
+def test_write_report_writes_the_three_files_and_nothing_else(written: dict[str, Path]) -> None:
+    folder = written["trials"].parent
+
+    assert folder.name == "nested"  # created, with its parents
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "pareto.png", "recommendation.json", "trials.csv",
+    ]  # fmt: skip
+    assert written == {
+        "trials": folder / "trials.csv",
+        "pareto": folder / "pareto.png",
+        "recommendation": folder / "recommendation.json",
+    }
+
+
+def test_write_report_json_names_the_chosen_trials(
+    written: dict[str, Path], recommendation: Recommendation
+) -> None:
+    loaded = json.loads(written["recommendation"].read_text())
+
+    assert loaded == recommendation.as_dict()
+    assert loaded["trial_numbers"] == [2, 3]
+    assert loaded["representative_trial"] == 2
+
+
+def test_write_report_csv_has_one_row_per_record_including_unfinished(
+    written: dict[str, Path], records: list[TrialRecord]
+) -> None:
+    frame = pd.read_csv(written["trials"])
+
+    assert list(frame["number"]) == [record.number for record in records]
+    assert list(frame["state"])[6:] == ["PRUNED", "FAIL", "RUNNING"]
+
+
+def test_write_report_png_is_a_readable_png(written: dict[str, Path]) -> None:
+    path = written["pareto"]
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3
+    assert image.shape[0] > 100
+    assert image.shape[1] > 100
+
+
+def test_write_report_replaces_an_earlier_report(
+    tmp_path: Path,
+    records: list[TrialRecord],
+    summaries: list[ConfigSummary],
+    recommendation: Recommendation,
+) -> None:
+    (tmp_path / "recommendation.json").write_text("stale")
+    (tmp_path / "trials.csv").write_text("stale")
+
+    write_report(tmp_path, records[:2], summaries, recommendation)
+
+    assert json.loads((tmp_path / "recommendation.json").read_text())["trial_numbers"] == [2, 3]
+    assert len(pd.read_csv(tmp_path / "trials.csv")) == 2
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# boundaries
+
+
+def imported_modules(module: str) -> set[str]:
+    """Every module that ``module`` imports, following imports of capsweep's own modules."""
+    source = Path(__file__).parents[1] / "src" / (module.replace(".", "/") + ".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            found.add(name)
+            if name.startswith("capsweep.") and name != module:
+                found |= imported_modules(name)
+    return found
+
+
+@pytest.mark.parametrize("module", ["capsweep.pick", "capsweep.report"])
+def test_module_imports_no_training_or_tracking_library(module: str) -> None:
+    heavy = {"tensorflow", "keras", "mlflow", "optuna"}
+
+    roots = {name.split(".")[0] for name in imported_modules(module)}
+
+    assert roots.isdisjoint(heavy)
