@@ -150,6 +150,19 @@ def _wait_for_attrs(study: optuna.Study, timeout: float = 30.0) -> dict[str, Any
         time.sleep(0.2)
 
 
+def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> None:
+    """``study.tell`` that tolerates GridSampler's ``study.stop()`` outside ``optimize()``.
+
+    When the grid is used up, GridSampler calls ``study.stop()`` from ``after_trial``,
+    which raises under ask/tell; Optuna has stored the trial's result by then.
+    """
+    try:
+        study.tell(trial, **result)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
+
+
 def owner_tag() -> dict[str, Any]:
     """Who is running a trial: host and process id."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -192,7 +205,7 @@ def recover_stale_trials(study: optuna.Study, *, stale_after: float) -> list[Fro
         if is_stale(trial, stale_after=stale_after)
     ]
     for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL)
+        tell(study, trial.number, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number})
         log.warning(
             "Trial %d was left RUNNING by a dead worker (%s): marked FAIL, parameters %s queued "

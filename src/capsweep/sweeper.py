@@ -26,9 +26,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from capsweep import study as studies
+from capsweep import tracking
 from capsweep.errors import CapsweepConfigError
 from capsweep.pruning import make_pruner
 from capsweep.search_space import SearchSpace, override_value, parse_search_space
+from capsweep.study import tell
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +225,13 @@ class SweepLoop:
             self.config, study, created=created, storage_url=storage_url,
             report_dir=Path(str(self.config.hydra.sweep.dir)) / "report",
         )
-        studies.recover_stale_trials(
+        stale = studies.recover_stale_trials(
             study, stale_after=float(options.get("stale_after_seconds", 1800.0))
         )
+        for trial in stale:
+            for key, run_id in trial.user_attrs.items():
+                if key.startswith("capsweep.run_id."):
+                    tracking.end_if_running(str(self.config.tracking.uri), run_id, "KILLED")
         context = {
             "storage": storage_url,
             "study_name": study_name,
@@ -303,7 +309,7 @@ class SweepLoop:
                 # Another worker asked at the same moment and n_trials is reached: queue
                 # the parameters for a later resume instead of exceeding n_trials.
                 trial.set_user_attr(studies.SURPLUS_ATTR, True)
-                study.tell(trial, state=TrialState.FAIL)
+                tell(study, trial, state=TrialState.FAIL)
                 study.enqueue_trial(trial.params, skip_if_exists=True)
                 break
             trials.append(trial)
@@ -342,13 +348,13 @@ class SweepLoop:
             except Exception as error:
                 log.warning("Trial %d repeat %d failed: %s", trial.number, repeat, error)
                 trial.set_user_attr(f"capsweep.error.{repeat}", str(error)[:1000])
-                study.tell(trial, state=TrialState.FAIL)
+                tell(study, trial, state=TrialState.FAIL)
                 return {"number": trial.number, "state": "FAIL", "error": str(error)}
             trial.set_user_attr(studies.METRICS_ATTR.format(repeat=repeat), outcome["metrics"])
             trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=repeat), outcome["run_id"])
             outcomes.append(outcome)
         if any(outcome["state"] == "PRUNED" for outcome in outcomes):
-            study.tell(trial, state=TrialState.PRUNED)
+            tell(study, trial, state=TrialState.PRUNED)
             log.info("Trial %d pruned %s", trial.number, trial.params)
             return {"number": trial.number, "state": "PRUNED"}
         values = [
@@ -359,7 +365,7 @@ class SweepLoop:
                 "capsweep.val_accuracy_std",
                 _std([float(o["metrics"]["val_accuracy"]) for o in outcomes]),
             )
-        study.tell(trial, values=values)
+        tell(study, trial, values=values)
         log.info(
             "Trial %d %s: %s", trial.number, trial.params,
             ", ".join(f"{n}={v:.4g}" for n, v in zip(objectives.names, values, strict=True)),

@@ -179,3 +179,15 @@ def create_parent_run(uri: str, experiment: str, *, study_name: str, storage: st
     )
     client.set_terminated(run.info.run_id, "FINISHED")
     return str(run.info.run_id)
+
+
+def end_if_running(uri: str, run_id: str, status: str) -> None:
+    """End a run a dead process left RUNNING (SIGKILL gives it no chance to end itself)."""
+    client = client_for(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return
+    if run.info.status == "RUNNING":
+        client.set_terminated(run_id, status)
+        client.set_tag(run_id, "capsweep.state", status)
