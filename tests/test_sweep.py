@@ -230,3 +230,56 @@ def test_sweep_killed_midway_resumes_and_retries_the_killed_trial(
     }
     assert "RUNNING" not in statuses.values()
     assert statuses[str(victim.number)] == "KILLED"
+
+
+@pytest.mark.slow
+def test_trial_in_a_worker_process_is_pruned_through_the_storage(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    outputs = tmp_path / "outputs"
+    command = sweep_command(
+        outputs, mlflow_uri, "pruned", *GRID, "trainer.epochs=4",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=threshold",
+        # Any val_accuracy is below 1.1: every trial is told to stop after its 2nd epoch.
+        "hydra.sweeper.pruner_options={lower:1.1,n_warmup_steps:1}",
+    )
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = load(outputs, "pruned").get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    for trial in trials:
+        asker = trial.user_attrs[studies.OWNER_ATTR]["pid"]
+        trainer = trial.user_attrs["capsweep.worker.0"]["pid"]
+        assert asker != trainer  # trained in a joblib worker, told PRUNED by the sweeper
+        assert trial.intermediate_values == {0: pytest.approx(trial.intermediate_values[0]),
+                                             1: pytest.approx(trial.intermediate_values[1])}
+    kids = children(mlflow_uri, "pruned")
+    assert {r.info.status for r in kids} == {"FINISHED"}
+    assert {r.data.tags["capsweep.state"] for r in kids} == {"PRUNED"}
+    assert {r.data.tags["capsweep.pruned_at_epoch"] for r in kids} == {"1"}
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_exceeding_n_trials(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    outputs = tmp_path / "outputs"
+    command = sweep_command(outputs, mlflow_uri, "shared", *GRID, "hydra.sweeper.n_trials=3")
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    workers = [
+        subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errors = [worker.communicate(timeout=600)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], errors
+    trials = load(outputs, "shared").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    points = [(t.params["capacity.unfreeze"], t.params["head.depth"]) for t in complete]
+    assert len(set(points)) == 3  # no grid point trained twice
+    owners = {t.user_attrs[studies.OWNER_ATTR]["pid"] for t in complete}
+    assert len(owners) == 2  # both workers trained
+    parents = {r.data.tags["mlflow.parentRunId"] for r in children(mlflow_uri, "shared")}
+    assert len(parents) == 1

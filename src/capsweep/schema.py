@@ -124,7 +124,7 @@ class TrialContext:
     storage: str | None = None
     study_name: str | None = None
     pruner: str | None = None
-    pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_options: Any = None
     multi_objective: bool = False
     parent_run_id: str | None = None
 

@@ -19,7 +19,8 @@ class CapsweepSweeperConf:
     direction: Any = "maximize"
     # tpe | random | grid | nsga2 | nsga3 | qmc | cmaes | bruteforce (and their options).
     sampler: str = "tpe"
-    sampler_options: dict[str, Any] = field(default_factory=dict)
+    # Keyword options of the sampler, e.g. {n_startup_trials: 5}.
+    sampler_options: Any = None
     # Seed of the sampler (null: random).
     seed: int | None = None
     # Finished (complete or pruned) trials the study should hold in total; null: the grid
@@ -32,7 +33,8 @@ class CapsweepSweeperConf:
     # none | median | percentile | hyperband | successive_halving | threshold | wilcoxon |
     # dominance (the only one for several objectives), and its options.
     pruner: str | None = None
-    pruner_options: dict[str, Any] = field(default_factory=dict)
+    # Keyword options of the pruner, e.g. {n_warmup_steps: 3} or {margin: 0.05}.
+    pruner_options: Any = None
     # Optuna storage: a file path (journal file, safe for local processes) or a database
     # URL (postgresql://… for clusters). null: <paths.outputs>/optuna/<study_name>.journal
     storage: str | None = None
