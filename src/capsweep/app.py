@@ -50,7 +50,7 @@ def _hydra_task(cfg: DictConfig) -> Any:
 
 def main() -> None:
     """Console entry point."""
-    from capsweep.tracking import raise_on_sigterm
+    from capsweep.signals import raise_on_sigterm
 
     register_configs()
     raise_on_sigterm()

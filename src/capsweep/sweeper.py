@@ -26,7 +26,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from capsweep import study as studies
-from capsweep import tracking
 from capsweep.errors import CapsweepConfigError
 from capsweep.pruning import make_pruner
 from capsweep.search_space import SearchSpace, override_value, parse_search_space
@@ -228,6 +227,8 @@ class SweepLoop:
         stale = studies.recover_stale_trials(
             study, stale_after=float(options.get("stale_after_seconds", 1800.0))
         )
+        from capsweep import tracking  # MLflow takes seconds to import: not before checks
+
         for trial in stale:
             for key, run_id in trial.user_attrs.items():
                 if key.startswith("capsweep.run_id."):

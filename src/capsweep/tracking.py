@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -19,24 +18,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from capsweep.signals import Terminated
+
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
 _BATCH = 100  # MLflow's limit of params per log_batch call
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; raised like KeyboardInterrupt so runs end KILLED, not RUNNING."""
-
-
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` in the main thread of this process."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated(f"signal {signum}")
-
-    with contextlib.suppress(ValueError):  # not the main thread: leave the default
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _prepare_local_store(uri: str) -> Path | None:

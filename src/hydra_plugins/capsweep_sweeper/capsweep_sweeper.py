@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from hydra.plugins.sweeper import Sweeper
@@ -28,10 +29,16 @@ class CapsweepSweeper(Sweeper):
         self.task_function = task_function
 
     def sweep(self, arguments: list[str]) -> Any:
+        from capsweep.errors import CapsweepConfigError
         from capsweep.sweeper import SweepLoop
 
         if self.config is None or self.hydra_context is None or self.task_function is None:
             raise RuntimeError("CapsweepSweeper.sweep() called before setup()")
-        return SweepLoop(
-            self.options, self.config, self.hydra_context, self.task_function
-        ).run(arguments)
+        try:
+            return SweepLoop(
+                self.options, self.config, self.hydra_context, self.task_function
+            ).run(arguments)
+        except CapsweepConfigError as error:
+            # A one-line answer, not a traceback: the user has a value to fix.
+            print(f"capsweep: error: {error}", file=sys.stderr)
+            sys.exit(2)

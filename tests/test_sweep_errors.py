@@ -1,0 +1,69 @@
+"""Bad sweep input fails before any trial starts, naming the key, the value and the fix.
+
+The sweeper never imports TensorFlow, so each refusal takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def refuse(tmp_path: Path, *overrides: str) -> str:
+    """Run ``capsweep -m`` with ``overrides``; assert it fails without training; return stderr."""
+    outputs = tmp_path / "outputs"
+    result = subprocess.run(
+        [str(BIN / "capsweep"), "-m", f"paths.outputs={outputs}",
+         f"tracking.uri=sqlite:///{outputs}/mlflow.db", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode != 0
+    assert not (outputs / "mlflow.db").exists(), "a run was recorded before the error"
+    assert "Launching" not in result.stdout + result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["hydra.sweeper.sampler=tpee"], "hydra.sweeper.sampler='tpee': unknown sampler"),
+        (["hydra.sweeper.pruner=medain"], "hydra.sweeper.pruner='medain': unknown pruner"),
+        (["hydra.sweeper.direction=maximise"], "'maximise': unknown direction"),
+        (["hydra.sweeper.objectives=val_acc"], "'val_acc': unknown metric"),
+        (["head.dpeth=choice(0,1)"], "is not a key of the configuration; did you mean head.depth"),
+        (["hydra.sweeper.sampler=grid", "trainer.learning_rate=interval(0.001,0.1)"],
+         "grid sampler needs a finite set of values"),
+        (["sweep=head_only", "head.depth=1", "head.width=32"], "the search space is empty"),
+        (["hydra.sweeper.objectives=[val_accuracy,trainable_params]",
+          "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.pruner=median"],
+         "use hydra.sweeper.pruner=dominance"),
+        (["hydra.sweeper.objectives=[val_accuracy,trainable_params]"],
+         "gives 1 direction(s) for 2 objective(s)"),
+    ],
+)
+def test_bad_sweep_option_is_refused(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    assert expected in refuse(tmp_path, *overrides)
+
+
+def test_unreachable_storage_is_refused_before_any_trial(tmp_path: Path) -> None:
+    stderr = refuse(
+        tmp_path, "hydra.sweeper.storage=postgresql://capsweep:secret@127.0.0.1:9/capsweep"
+    )
+    assert "cannot be reached" in stderr
+    assert "secret" not in stderr
+
+
+def test_sqlite_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
+    stderr = refuse(
+        tmp_path, f"hydra.sweeper.storage=sqlite:///{tmp_path}/optuna.db",
+        "hydra/launcher=joblib",
+    )
+    assert "SQLite cannot serve several workers" in stderr
+    assert "postgresql://" in stderr
