@@ -58,7 +58,7 @@ def test_dominance_pruner_waits_for_the_warmup_epochs() -> None:
 
 
 def test_unknown_pruner_lists_the_choices() -> None:
-    with pytest.raises(CapsweepConfigError, match="unknown pruner.*dominance"):
+    with pytest.raises(CapsweepConfigError, match=r"unknown pruner.*dominance"):
         make_pruner("medain", {})
 
 

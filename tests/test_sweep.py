@@ -238,9 +238,16 @@ def test_trial_in_a_worker_process_is_pruned_through_the_storage(
 ) -> None:
     outputs = tmp_path / "outputs"
     command = sweep_command(
-        outputs, mlflow_uri, "pruned", *GRID, "trainer.epochs=4",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=threshold",
+        outputs,
+        mlflow_uri,
+        "pruned",
+        *GRID,
+        "trainer.epochs=4",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.pruner=threshold",
         # Any val_accuracy is below 1.1: every trial is told to stop after its 2nd epoch.
         "hydra.sweeper.pruner_options={lower:1.1,n_warmup_steps:1}",
     )
@@ -252,8 +259,10 @@ def test_trial_in_a_worker_process_is_pruned_through_the_storage(
         asker = trial.user_attrs[studies.OWNER_ATTR]["pid"]
         trainer = trial.user_attrs["capsweep.worker.0"]["pid"]
         assert asker != trainer  # trained in a joblib worker, told PRUNED by the sweeper
-        assert trial.intermediate_values == {0: pytest.approx(trial.intermediate_values[0]),
-                                             1: pytest.approx(trial.intermediate_values[1])}
+        assert trial.intermediate_values == {
+            0: pytest.approx(trial.intermediate_values[0]),
+            1: pytest.approx(trial.intermediate_values[1]),
+        }
     kids = children(mlflow_uri, "pruned")
     assert {r.info.status for r in kids} == {"FINISHED"}
     assert {r.data.tags["capsweep.state"] for r in kids} == {"PRUNED"}
@@ -268,8 +277,14 @@ def test_two_workers_share_one_study_without_exceeding_n_trials(
     command = sweep_command(outputs, mlflow_uri, "shared", *GRID, "hydra.sweeper.n_trials=3")
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     workers = [
-        subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     errors = [worker.communicate(timeout=600)[1] for worker in workers]

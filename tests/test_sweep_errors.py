@@ -19,9 +19,18 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
     """Run ``capsweep -m`` with ``overrides``; assert it fails without training; return stderr."""
     outputs = tmp_path / "outputs"
     result = subprocess.run(
-        [str(BIN / "capsweep"), "-m", f"paths.outputs={outputs}",
-         f"tracking.uri=sqlite:///{outputs}/mlflow.db", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(BIN / "capsweep"),
+            "-m",
+            f"paths.outputs={outputs}",
+            f"tracking.uri=sqlite:///{outputs}/mlflow.db",
+            *overrides,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode != 0
@@ -38,14 +47,23 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
         (["hydra.sweeper.direction=maximise"], "'maximise': unknown direction"),
         (["hydra.sweeper.objectives=val_acc"], "'val_acc': unknown metric"),
         (["head.dpeth=choice(0,1)"], "is not a key of the configuration; did you mean head.depth"),
-        (["hydra.sweeper.sampler=grid", "trainer.learning_rate=interval(0.001,0.1)"],
-         "grid sampler needs a finite set of values"),
+        (
+            ["hydra.sweeper.sampler=grid", "trainer.learning_rate=interval(0.001,0.1)"],
+            "grid sampler needs a finite set of values",
+        ),
         (["sweep=head_only", "head.depth=1", "head.width=32"], "the search space is empty"),
-        (["hydra.sweeper.objectives=[val_accuracy,trainable_params]",
-          "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.pruner=median"],
-         "use hydra.sweeper.pruner=dominance"),
-        (["hydra.sweeper.objectives=[val_accuracy,trainable_params]"],
-         "gives 1 direction(s) for 2 objective(s)"),
+        (
+            [
+                "hydra.sweeper.objectives=[val_accuracy,trainable_params]",
+                "hydra.sweeper.direction=[maximize,minimize]",
+                "hydra.sweeper.pruner=median",
+            ],
+            "use hydra.sweeper.pruner=dominance",
+        ),
+        (
+            ["hydra.sweeper.objectives=[val_accuracy,trainable_params]"],
+            "gives 1 direction(s) for 2 objective(s)",
+        ),
     ],
 )
 def test_bad_sweep_option_is_refused(tmp_path: Path, overrides: list[str], expected: str) -> None:
@@ -62,7 +80,8 @@ def test_unreachable_storage_is_refused_before_any_trial(tmp_path: Path) -> None
 
 def test_sqlite_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
     stderr = refuse(
-        tmp_path, f"hydra.sweeper.storage=sqlite:///{tmp_path}/optuna.db",
+        tmp_path,
+        f"hydra.sweeper.storage=sqlite:///{tmp_path}/optuna.db",
         "hydra/launcher=joblib",
     )
     assert "SQLite cannot serve several workers" in stderr

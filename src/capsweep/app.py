@@ -12,14 +12,14 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from capsweep.errors import CapsweepConfigError  # noqa: E402
-from capsweep.paths import CONF_DIR  # noqa: E402
-from capsweep.schema import register_configs  # noqa: E402
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR
+from capsweep.schema import register_configs
 
 log = logging.getLogger("capsweep")
 

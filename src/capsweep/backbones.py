@@ -7,7 +7,7 @@ its own preprocessing layer (part of the transfer model) has already normalized.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ from capsweep.errors import CapsweepConfigError
 class Architecture:
     """How to build one backbone family and feed it images."""
 
-    build: Callable[[tuple[int, int, int], str | None], keras.Model]
+    # (input_shape, weights, **options); options are backbone.filters/blocks_per_stage,
+    # which only small_resnet uses.
+    build: Callable[..., keras.Model]
     preprocessing: str  # a mode of ImagePreprocessing
     min_input_size: int
 
 
 def _application(constructor: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-    def build(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    def build(input_shape: tuple[int, int, int], weights: str | None, **_: Any) -> keras.Model:
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
 
     return build
@@ -46,9 +48,7 @@ def small_resnet(
     within a short pretraining and the network is accurate in inference mode.
     """
     inputs = keras.Input(input_shape, name="input")
-    x = keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem_conv")(
-        inputs
-    )
+    x = keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = keras.layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     for stage, stage_filters in enumerate(filters, start=1):
@@ -84,7 +84,7 @@ def small_resnet(
 
 ARCHITECTURES: dict[str, Architecture] = {
     "small_resnet": Architecture(
-        build=lambda shape, _weights: small_resnet(shape),
+        build=lambda shape, _weights, **options: small_resnet(shape, **options),
         preprocessing="unit",
         min_input_size=8,
     ),
@@ -127,13 +127,22 @@ def check_input_size(name: str, input_size: Any) -> int:
     return input_size
 
 
-def build_backbone(name: str, input_size: int, weights: str | None) -> keras.Model:
+def build_backbone(
+    name: str,
+    input_size: int,
+    weights: str | None,
+    *,
+    filters: Sequence[int] | None = None,
+    blocks_per_stage: int | None = None,
+) -> keras.Model:
     """Build backbone ``name`` for ``input_size``² RGB images, with ``weights`` loaded.
 
     Args:
         name: A key of :data:`ARCHITECTURES`.
         input_size: Side of the square input, in pixels.
         weights: ``"imagenet"``, ``None`` (random initialization) or a weights file.
+        filters: small_resnet only: filters per stage (``backbone.filters``).
+        blocks_per_stage: small_resnet only: residual blocks per stage.
 
     Raises:
         CapsweepConfigError: unknown name, input too small, weights missing, unreachable or
@@ -142,8 +151,13 @@ def build_backbone(name: str, input_size: int, weights: str | None) -> keras.Mod
     arch = architecture(name)
     check_input_size(name, input_size)
     shape = (input_size, input_size, 3)
+    options: dict[str, Any] = {}
+    if filters is not None:
+        options["filters"] = tuple(filters)
+    if blocks_per_stage is not None:
+        options["blocks_per_stage"] = blocks_per_stage
     if weights is None:
-        return arch.build(shape, None)
+        return arch.build(shape, None, **options)
     if weights == "imagenet":
         return _build_imagenet(name, arch, shape)
     path = Path(weights).expanduser()
@@ -154,7 +168,7 @@ def build_backbone(name: str, input_size: int, weights: str | None) -> keras.Mod
             "no such weights file",
             fix="give the path of a Keras weights file, imagenet, or null for random weights",
         )
-    model = arch.build(shape, None)
+    model = arch.build(shape, None, **options)
     try:
         model.load_weights(str(path))
     except (ValueError, OSError, KeyError) as error:

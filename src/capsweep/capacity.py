@@ -59,9 +59,7 @@ class Unfrozen:
     layers: tuple[str, ...]
 
 
-def unfreeze_last(
-    backbone: Any, unfreeze: int, unit: Unit, *, train_bn: bool = False
-) -> Unfrozen:
+def unfreeze_last(backbone: Any, unfreeze: int, unit: Unit, *, train_bn: bool = False) -> Unfrozen:
     """Freeze ``backbone``, then make its last ``unfreeze`` units trainable.
 
     BatchNorm layers stay frozen (inference mode) unless ``train_bn``.

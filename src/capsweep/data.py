@@ -47,21 +47,29 @@ def check_data_config(data: DataConfig) -> None:
     """Raise on data options that are wrong before anything is loaded."""
     if data.name not in DATASETS:
         raise CapsweepConfigError(
-            "data.name", data.name, "unknown data set", choices=DATASETS,
+            "data.name",
+            data.name,
+            "unknown data set",
+            choices=DATASETS,
             fix="select one with data=<name>",
         )
-    for key, fraction in (("data.val_fraction", data.val_fraction),
-                          ("data.test_fraction", data.test_fraction)):
+    for key, fraction in (
+        ("data.val_fraction", data.val_fraction),
+        ("data.test_fraction", data.test_fraction),
+    ):
         if not 0.0 < fraction < 1.0:
             raise CapsweepConfigError(key, fraction, "must be between 0 and 1", fix="e.g. 0.2")
     if data.val_fraction + data.test_fraction >= 1.0:
         raise CapsweepConfigError(
-            "data.val_fraction", data.val_fraction,
+            "data.val_fraction",
+            data.val_fraction,
             f"with data.test_fraction={data.test_fraction} leaves no training images",
         )
     if data.name == "image_folder" and not data.path:
         raise CapsweepConfigError(
-            "data.path", data.path, "image_folder needs a directory",
+            "data.path",
+            data.path,
+            "image_folder needs a directory",
             fix="set data.path=/path/to/images (one sub-folder per class)",
         )
 
@@ -69,7 +77,9 @@ def check_data_config(data: DataConfig) -> None:
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 images (n, h, w) or (n, h, w, 3) to (n, size, size, 3)."""
     resized = [
-        np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.BILINEAR))
+        np.asarray(
+            Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        )
         for image in images
     ]
     return np.stack(resized).astype(np.uint8)
@@ -99,7 +109,8 @@ def digits_target(data: DataConfig, size: int) -> Dataset:
     overlap = set(data.source_classes) & set(data.target_classes)
     if overlap:
         raise CapsweepConfigError(
-            "data.target_classes", data.target_classes,
+            "data.target_classes",
+            data.target_classes,
             f"shares classes {sorted(overlap)} with data.source_classes",
         )
     images, labels = _digits(data.target_classes, size)
@@ -107,7 +118,8 @@ def digits_target(data: DataConfig, size: int) -> Dataset:
     train_size = data.train_per_class * n_classes
     if train_size + data.val_size >= len(labels):
         raise CapsweepConfigError(
-            "data.val_size", data.val_size,
+            "data.val_size",
+            data.val_size,
             f"with data.train_per_class={data.train_per_class} leaves no test images "
             f"out of {len(labels)}",
         )
@@ -115,7 +127,10 @@ def digits_target(data: DataConfig, size: int) -> Dataset:
         images, labels, test_size=train_size, stratify=labels, random_state=data.split_seed
     )
     test_images, val_images, test_labels, val_labels = train_test_split(
-        rest_images, rest_labels, test_size=data.val_size, stratify=rest_labels,
+        rest_images,
+        rest_labels,
+        test_size=data.val_size,
+        stratify=rest_labels,
         random_state=data.split_seed,
     )
     return Dataset(
@@ -140,36 +155,48 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
     root = Path(str(data.path)).expanduser()
     if not root.is_dir():
         raise CapsweepConfigError(
-            "data.path", data.path, "is not a directory",
+            "data.path",
+            data.path,
+            "is not a directory",
             fix="point data.path at a folder with one sub-folder of images per class",
         )
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-             for d in class_dirs}
+    files = {
+        d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        for d in class_dirs
+    }
     files = {name: found for name, found in files.items() if found}
     if not files:
         raise CapsweepConfigError(
-            "data.path", data.path, "holds no class sub-folders with images",
+            "data.path",
+            data.path,
+            "holds no class sub-folders with images",
             fix=f"put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in one sub-folder per class",
         )
     if len(files) < 2:
         raise CapsweepConfigError(
-            "data.path", data.path, f"has only one class with images ({next(iter(files))})",
+            "data.path",
+            data.path,
+            f"has only one class with images ({next(iter(files))})",
             fix="a classifier needs at least two class sub-folders",
         )
     small = {name: len(found) for name, found in files.items() if len(found) < MIN_IMAGES_PER_CLASS}
     if small:
         raise CapsweepConfigError(
-            "data.path", data.path, f"classes with fewer than {MIN_IMAGES_PER_CLASS} images: "
-            f"{small}", fix="add images so every class can appear in train, val and test",
+            "data.path",
+            data.path,
+            f"classes with fewer than {MIN_IMAGES_PER_CLASS} images: {small}",
+            fix="add images so every class can appear in train, val and test",
         )
     if data.num_classes is not None and data.num_classes != len(files):
         raise CapsweepConfigError(
-            "data.num_classes", data.num_classes, f"but {root} has {len(files)} classes",
+            "data.num_classes",
+            data.num_classes,
+            f"but {root} has {len(files)} classes",
             fix="leave data.num_classes unset to infer it",
         )
     images, labels = [], []
-    for index, (name, paths) in enumerate(files.items()):
+    for index, paths in enumerate(files.values()):
         for path in paths:
             images.append(_read_image(path, size))
             labels.append(index)
@@ -183,10 +210,12 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
 def _read_image(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
     except (UnidentifiedImageError, OSError) as error:
         raise CapsweepConfigError(
-            "data.path", str(path), f"is not a readable image ({error})",
+            "data.path",
+            str(path),
+            f"is not a readable image ({error})",
             fix="remove or replace the file",
         ) from None
 
@@ -209,6 +238,8 @@ def planned_num_classes(data: DataConfig) -> int:
     if data.path and root.is_dir():
         return sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     raise CapsweepConfigError(
-        "data.num_classes", None, "is needed to plan without data",
+        "data.num_classes",
+        None,
+        "is needed to plan without data",
         fix="pass data.num_classes=<n>",
     )

@@ -43,7 +43,7 @@ def require_count(key: str, value: Any, *, minimum: int = 0) -> int:
     return value
 
 
-class StopTraining(Exception):  # noqa: N818 - a request, not an error
+class StopTraining(Exception):
     """Raised by an epoch listener to end a trial early; the trial is recorded as pruned."""
 
     def __init__(self, epoch: int, message: str) -> None:

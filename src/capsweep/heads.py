@@ -35,7 +35,9 @@ def apply_head(
 
     ``depth=0`` gives the seed post's head-only model: pooling and one Dense layer.
     """
-    pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    pool = (
+        keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    )
     x = pool(name="head_pool")(features)
     for index in range(1, depth + 1):
         x = keras.layers.Dense(width, activation=activation, name=f"head_dense_{index}")(x)

@@ -48,8 +48,11 @@ class SplitLearningRate(keras.optimizers.Optimizer):
         self.backbone_optimizer = backbone_optimizer
         self.backbone_variable_paths = frozenset(backbone_variable_paths)
 
-    def _split(self, values: Sequence[Any], variables: Sequence[Any]) -> tuple[list, list]:
-        head, backbone = [], []
+    def _split(
+        self, values: Sequence[Any], variables: Sequence[Any]
+    ) -> tuple[list[Any], list[Any]]:
+        head: list[Any] = []
+        backbone: list[Any] = []
         for value, variable in zip(values, variables, strict=True):
             target = backbone if variable.path in self.backbone_variable_paths else head
             target.append(value)
@@ -71,7 +74,7 @@ class SplitLearningRate(keras.optimizers.Optimizer):
 
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
         variables = list(trainable_variables or self._trainable_variables)
-        if not self.built:
+        if not self.built:  # type: ignore[has-type]
             self.build(variables)
             self.built = True
         head_grads, backbone_grads = self._split(grads, variables)

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from hydra import compose, initialize_config_dir
+from rich.console import Console
+from rich.table import Table
 
-from capsweep.errors import CapsweepConfigError  # noqa: E402
-from capsweep.paths import CONF_DIR  # noqa: E402
-from capsweep.schema import CapsweepConfig, register_configs  # noqa: E402
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR
+from capsweep.schema import CapsweepConfig, register_configs
 
 
 def unfreeze_settings(available: int, limit: int = 12) -> list[int]:
@@ -43,12 +43,18 @@ def plan_rows(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str,
     from capsweep.backbones import architecture, build_backbone
     from capsweep.capacity import backbone_units
     from capsweep.data import planned_num_classes
-    from capsweep.trial import check_settings
     from capsweep.transfer import build_transfer_model
+    from capsweep.trial import check_settings
 
     check_settings(settings)
     num_classes = planned_num_classes(settings.data)
-    backbone = build_backbone(settings.backbone.name, settings.backbone.input_size, None)
+    backbone = build_backbone(
+        settings.backbone.name,
+        settings.backbone.input_size,
+        None,
+        filters=settings.backbone.filters,
+        blocks_per_stage=settings.backbone.blocks_per_stage,
+    )
     capacity = settings.capacity
     available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
     depths = sorted({0, 1, settings.head.depth})

@@ -47,7 +47,8 @@ def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: s
     """Return the path of source-pretrained weights, pretraining them first if needed."""
     if data.name != "digits":
         raise CapsweepConfigError(
-            "backbone.weights", "source",
+            "backbone.weights",
+            "source",
             f"pretraining on a source task needs data=digits, not data={data.name}",
             fix="set backbone.weights=imagenet, a weights file, or null",
         )
@@ -55,8 +56,12 @@ def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: s
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("Pretraining %s on digits %s (once; cached at %s)", backbone.name,
-             list(data.source_classes), path)
+    log.info(
+        "Pretraining %s on digits %s (once; cached at %s)",
+        backbone.name,
+        list(data.source_classes),
+        path,
+    )
     model, accuracy = _pretrain(backbone, data)
     summary = {"source_val_accuracy": accuracy, "source_classes": list(data.source_classes)}
     if accuracy < backbone.pretrain.min_val_accuracy:
@@ -89,7 +94,13 @@ def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.
     settings = backbone_config.pretrain
     keras.utils.set_random_seed(settings.seed)
     source = digits_source(data, backbone_config.input_size)
-    backbone = build_backbone(backbone_config.name, backbone_config.input_size, None)
+    backbone = build_backbone(
+        backbone_config.name,
+        backbone_config.input_size,
+        None,
+        filters=backbone_config.filters,
+        blocks_per_stage=backbone_config.blocks_per_stage,
+    )
     inputs = keras.Input(backbone.input_shape[1:])
     x = ImagePreprocessing(architecture(backbone_config.name).preprocessing)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(backbone(x))
@@ -101,8 +112,11 @@ def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.
         metrics=["accuracy"],
     )
     model.fit(
-        source.train.images, source.train.labels,
-        epochs=settings.epochs, batch_size=settings.batch_size, verbose=2,
+        source.train.images,
+        source.train.labels,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        verbose=2,
     )
     # evaluate() runs BatchNorm in inference mode: the mode a frozen backbone is used in.
     _, accuracy = model.evaluate(source.val.images, source.val.labels, verbose=0)

@@ -21,8 +21,15 @@ from capsweep.errors import CapsweepConfigError, StopTraining
 from capsweep.study import CURVE_ATTR, HEARTBEAT_ATTR, TRAINABLE_ATTR
 
 PRUNERS = (
-    "none", "median", "percentile", "hyperband", "successive_halving", "threshold",
-    "wilcoxon", "patient", "dominance",
+    "none",
+    "median",
+    "percentile",
+    "hyperband",
+    "successive_halving",
+    "threshold",
+    "wilcoxon",
+    "patient",
+    "dominance",
 )
 
 
@@ -101,13 +108,19 @@ def make_pruner(name: str | None, options: Mapping[str, Any]) -> BasePruner | No
     }
     if name not in factories:
         raise CapsweepConfigError(
-            "hydra.sweeper.pruner", name, "unknown pruner", choices=PRUNERS,
+            "hydra.sweeper.pruner",
+            name,
+            "unknown pruner",
+            choices=PRUNERS,
         )
     try:
-        return factories[name](**options)  # type: ignore[no-any-return]
+        pruner: BasePruner = factories[name](**options)
+        return pruner
     except TypeError as error:
         raise CapsweepConfigError(
-            "hydra.sweeper.pruner_options", options, f"do not fit pruner {name} ({error})",
+            "hydra.sweeper.pruner_options",
+            options,
+            f"do not fit pruner {name} ({error})",
         ) from None
 
 
@@ -127,9 +140,7 @@ class EpochReporter:
     the pruner says stop. Only the first repeat of a configuration reports.
     """
 
-    def __init__(
-        self, trial: optuna.Trial, *, multi_objective: bool, report: bool
-    ) -> None:
+    def __init__(self, trial: optuna.Trial, *, multi_objective: bool, report: bool) -> None:
         self.trial = trial
         self.multi_objective = multi_objective
         self.report = report

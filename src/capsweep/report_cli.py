@@ -28,12 +28,24 @@ def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="capsweep-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="absolute val_accuracy tolerance (default: one standard error)")
-    parser.add_argument("--max-overfit-gap", type=float, default=None,
-                        help="ignore configurations whose train-val gap exceeds this")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the files (default: <outputs>/reports/<study>)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="absolute val_accuracy tolerance (default: one standard error)",
+    )
+    parser.add_argument(
+        "--max-overfit-gap",
+        type=float,
+        default=None,
+        help="ignore configurations whose train-val gap exceeds this",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the files (default: <outputs>/reports/<study>)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for capsweep -m")
     return parser.parse_args(argv), []
 
@@ -63,14 +75,18 @@ def _report(options: argparse.Namespace) -> None:
     url = studies.storage_url(sweeper.storage, str(cfg.paths.outputs), study_name)
     if studies.is_journal_path(url) and not Path(url).is_file():
         raise CapsweepConfigError(
-            "hydra.sweeper.storage", url, "holds no study yet",
+            "hydra.sweeper.storage",
+            url,
+            "holds no study yet",
             fix="run the sweep first (capsweep -m ...), or pass the same overrides it used",
         )
     storage = studies.open_storage(url)
     names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
     if study_name not in names:
         raise CapsweepConfigError(
-            "hydra.sweeper.study_name", study_name, f"is not in {studies.redact(url)}",
+            "hydra.sweeper.study_name",
+            study_name,
+            f"is not in {studies.redact(url)}",
             choices=names or ["(no studies)"],
         )
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -82,7 +98,7 @@ def _report(options: argparse.Namespace) -> None:
     else:
         report = build_report(study, directory, **pick)
     console = Console(width=160)
-    states = {}
+    states: dict[str, int] = {}
     for record in report.records:
         states[record.state] = states.get(record.state, 0) + 1
     console.print(f"Study {study_name!r} in {studies.redact(url)}: {states}")

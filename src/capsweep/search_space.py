@@ -75,29 +75,33 @@ def distribution_from_override(override: Override) -> BaseDistribution | None:
         for choice in choices:
             if not isinstance(choice, str | int | float | bool | type(None)):
                 raise CapsweepConfigError(
-                    f"hydra.sweeper.params.{key}", choice,
+                    f"hydra.sweeper.params.{key}",
+                    choice,
                     "a choice must be a string, number, bool or null",
                 )
-        return CategoricalDistribution(choices)
-    if isinstance(value, RangeSweep):
+        return CategoricalDistribution(choices)  # type: ignore[arg-type]  # checked above
+    if isinstance(value, RangeSweep) and value.start is not None and value.stop is not None:
         start, stop, step = value.start, value.stop, value.step
         if any(isinstance(bound, float) for bound in (start, stop, step)):
-            count = int(round((float(stop) - float(start)) / float(step)))
-            return FloatDistribution(float(start), float(start) + (count - 1) * float(step), step=float(step))
+            count = round((stop - start) / step)
+            return FloatDistribution(float(start), start + (count - 1) * step, step=float(step))
         return IntDistribution(int(start), int(stop) - int(step), step=int(step))
-    if isinstance(value, IntervalSweep):
+    if isinstance(value, IntervalSweep) and value.start is not None and value.end is not None:
         log = "log" in value.tags
         if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(int(value.start), int(value.end), log=log)
+            return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
     raise CapsweepConfigError(
-        f"hydra.sweeper.params.{key}", override.get_value_element_as_str(),
+        f"hydra.sweeper.params.{key}",
+        override.get_value_element_as_str(),
         "is not a sweep capsweep understands",
         fix="use choice(...), range(...), interval(...), tag(log, interval(...)) or int(...)",
     )
 
 
-def parse_search_space(params: Mapping[str, Any], arguments: list[str] | None = None) -> SearchSpace:
+def parse_search_space(
+    params: Mapping[str, Any], arguments: list[str] | None = None
+) -> SearchSpace:
     """Parse ``hydra.sweeper.params`` plus command-line sweep overrides.
 
     Raises:
@@ -109,7 +113,9 @@ def parse_search_space(params: Mapping[str, Any], arguments: list[str] | None = 
         parsed = OverridesParser.create().parse_overrides(lines)
     except HydraException as error:
         raise CapsweepConfigError(
-            "hydra.sweeper.params", lines, f"does not parse ({error})",
+            "hydra.sweeper.params",
+            lines,
+            f"does not parse ({error})",
             fix="see the params syntax in sweeps/capacity.yaml",
         ) from None
     distributions: dict[str, BaseDistribution] = {}
@@ -125,7 +131,9 @@ def parse_search_space(params: Mapping[str, Any], arguments: list[str] | None = 
             fixed.pop(name, None)
     if not distributions:
         raise CapsweepConfigError(
-            "hydra.sweeper.params", dict(params), "the search space is empty",
+            "hydra.sweeper.params",
+            dict(params),
+            "the search space is empty",
             fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, "
             "or choose a sweep with sweep=<name>",
         )
@@ -139,10 +147,11 @@ def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
     if isinstance(distribution, IntDistribution) and not distribution.log:
         return list(range(distribution.low, distribution.high + 1, distribution.step))
     if isinstance(distribution, FloatDistribution) and distribution.step is not None:
-        count = int(round((distribution.high - distribution.low) / distribution.step)) + 1
+        count = round((distribution.high - distribution.low) / distribution.step) + 1
         return [distribution.low + index * distribution.step for index in range(count)]
     raise CapsweepConfigError(
-        f"hydra.sweeper.params.{name}", distribution_to_json(distribution),
+        f"hydra.sweeper.params.{name}",
+        distribution_to_json(distribution),
         "the grid sampler needs a finite set of values",
         fix="use choice(...) or range(...), or another sampler (hydra.sweeper.sampler=tpe)",
     )

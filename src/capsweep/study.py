@@ -78,14 +78,17 @@ def open_storage(storage: str) -> BaseStorage:
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as error:
             raise CapsweepConfigError(
-                "hydra.sweeper.storage", storage, f"cannot be opened ({error})",
+                "hydra.sweeper.storage",
+                storage,
+                f"cannot be opened ({error})",
                 fix="give a writable file path or a database URL",
             ) from None
     try:
         return optuna.storages.RDBStorage(storage)
     except Exception as error:  # SQLAlchemy raises many types for a bad or down server
         raise CapsweepConfigError(
-            "hydra.sweeper.storage", redact(storage),
+            "hydra.sweeper.storage",
+            redact(storage),
             f"cannot be reached ({type(error).__name__}: {str(error).splitlines()[0]})",
             fix="check the URL, that the database server is up and its driver installed "
             "(postgresql needs psycopg2: pip install 'capsweep[cluster]')",
@@ -110,8 +113,11 @@ def open_study(
     """
     try:
         study = optuna.create_study(
-            storage=storage, study_name=study_name, directions=list(directions),
-            sampler=sampler, pruner=pruner,
+            storage=storage,
+            study_name=study_name,
+            directions=[str(d) for d in directions],  # type: ignore[misc]
+            sampler=sampler,
+            pruner=pruner,
         )
         study.set_user_attr(SIGNATURE_ATTR, space_signature)
         study.set_user_attr(SPACE_ATTR, space_description)
@@ -120,19 +126,23 @@ def open_study(
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+    )
     attrs = _wait_for_attrs(study)
     stored = (attrs.get(DIRECTIONS_ATTR), attrs.get(OBJECTIVES_ATTR))
     if stored != (list(directions), list(objectives)):
         raise CapsweepConfigError(
-            "hydra.sweeper.direction", list(directions),
+            "hydra.sweeper.direction",
+            list(directions),
             f"study {study_name!r} was created with objectives {stored[1]} and directions "
             f"{stored[0]}, and cannot be resumed with objectives {list(objectives)}",
             fix="use the same objectives and directions, or a new hydra.sweeper.study_name",
         )
     if attrs.get(SIGNATURE_ATTR) != space_signature:
         raise CapsweepConfigError(
-            "hydra.sweeper.params", space_description,
+            "hydra.sweeper.params",
+            space_description,
             f"study {study_name!r} was created with the search space "
             f"{attrs.get(SPACE_ATTR)}, and cannot be resumed with another one",
             fix="use the same params, or a new hydra.sweeper.study_name",
@@ -145,7 +155,7 @@ def _wait_for_attrs(study: optuna.Study, timeout: float = 30.0) -> dict[str, Any
     deadline = time.monotonic() + timeout
     while True:
         attrs = study.user_attrs
-        if DIRECTIONS_ATTR in attrs and SIGNATURE_ATTR in attrs or time.monotonic() > deadline:
+        if (DIRECTIONS_ATTR in attrs and SIGNATURE_ATTR in attrs) or time.monotonic() > deadline:
             return attrs
         time.sleep(0.2)
 
@@ -188,9 +198,9 @@ def is_stale(trial: FrozenTrial, *, stale_after: float, now: float | None = None
     if trial.state != TrialState.RUNNING:
         return False
     owner = trial.user_attrs.get(OWNER_ATTR) or {}
-    if owner.get("host") == socket.gethostname() and owner.get("pid") is not None:
-        if not _process_alive(int(owner["pid"])):
-            return True
+    local = owner.get("host") == socket.gethostname() and owner.get("pid") is not None
+    if local and not _process_alive(int(owner["pid"])):
+        return True
     now = time.time() if now is None else now
     started = trial.datetime_start.timestamp() if trial.datetime_start else now
     last_beat = float(trial.user_attrs.get(HEARTBEAT_ATTR, started))
@@ -209,7 +219,10 @@ def recover_stale_trials(study: optuna.Study, *, stale_after: float) -> list[Fro
         study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number})
         log.warning(
             "Trial %d was left RUNNING by a dead worker (%s): marked FAIL, parameters %s queued "
-            "again", trial.number, trial.user_attrs.get(OWNER_ATTR), trial.params,
+            "again",
+            trial.number,
+            trial.user_attrs.get(OWNER_ATTR),
+            trial.params,
         )
     return stale
 
@@ -224,7 +237,9 @@ def count_states(study: optuna.Study) -> dict[TrialState, int]:
 def trials_ahead(study: optuna.Study, number: int) -> int:
     """How many trials before ``number`` are finished, running or queued."""
     active = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number and t.state in active)
+    return sum(
+        1 for t in study.get_trials(deepcopy=False) if t.number < number and t.state in active
+    )
 
 
 def trial_handle(storage: BaseStorage, study_name: str, number: int, **load: Any) -> optuna.Trial:
@@ -240,7 +255,14 @@ def trial_handle(storage: BaseStorage, study_name: str, number: int, **load: Any
 
 # The metrics a sweep may optimize: a trial's final metrics (capsweep.training.TrialMetrics).
 OBJECTIVE_METRICS = (
-    "val_accuracy", "train_accuracy", "test_accuracy", "overfit_gap", "trainable_params",
-    "non_trainable_params", "total_params", "fit_seconds", "seconds_per_epoch",
+    "val_accuracy",
+    "train_accuracy",
+    "test_accuracy",
+    "overfit_gap",
+    "trainable_params",
+    "non_trainable_params",
+    "total_params",
+    "fit_seconds",
+    "seconds_per_epoch",
     "samples_per_second",
 )

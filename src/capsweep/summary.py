@@ -103,7 +103,9 @@ class SweepSummary:
             parent = _wait_for_parent(study)
         if parent is None:
             parent = tracking.create_parent_run(
-                uri, experiment, study_name=study.study_name,
+                uri,
+                experiment,
+                study_name=study.study_name,
                 storage=studies.redact(storage_url),
             )
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent)

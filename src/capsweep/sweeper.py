@@ -59,7 +59,8 @@ def make_sampler(
     try:
         if name == "grid":
             return optuna.samplers.GridSampler(space.grid(), seed=seed, **options)
-        return factories[name](seed=seed, **options)  # type: ignore[no-any-return]
+        sampler: optuna.samplers.BaseSampler = factories[name](seed=seed, **options)
+        return sampler
     except TypeError as error:
         raise CapsweepConfigError(
             "hydra.sweeper.sampler_options", dict(options), f"do not fit sampler {name} ({error})"
@@ -89,7 +90,9 @@ def parse_objectives(objectives: Any, direction: Any) -> Objectives:
     for name in names:
         if name not in studies.OBJECTIVE_METRICS:
             raise CapsweepConfigError(
-                "hydra.sweeper.objectives", name, "unknown metric",
+                "hydra.sweeper.objectives",
+                name,
+                "unknown metric",
                 choices=studies.OBJECTIVE_METRICS,
             )
     for item in directions:
@@ -99,7 +102,8 @@ def parse_objectives(objectives: Any, direction: Any) -> Objectives:
             )
     if len(names) != len(directions):
         raise CapsweepConfigError(
-            "hydra.sweeper.direction", directions,
+            "hydra.sweeper.direction",
+            directions,
             f"gives {len(directions)} direction(s) for {len(names)} objective(s) {names}",
             fix="give one direction per objective, e.g. direction=[maximize,minimize]",
         )
@@ -118,21 +122,27 @@ def check_param_paths(config: DictConfig, names: Sequence[str]) -> None:
             known = [*groups, *_leaf_keys(config)]
             close = difflib.get_close_matches(key, known, n=3)
             raise CapsweepConfigError(
-                "hydra.sweeper.params", name, "is not a key of the configuration",
+                "hydra.sweeper.params",
+                name,
+                "is not a key of the configuration",
                 fix=f"did you mean {' or '.join(close)}?" if close else "see capsweep --cfg job",
             )
 
 
-def _leaf_keys(config: DictConfig, prefix: str = "") -> list[str]:
-    keys = []
-    for key in config:
-        if prefix == "" and key == "hydra":
-            continue
-        value = config._get_node(key)  # node access avoids resolving interpolations
-        if isinstance(value, DictConfig):
-            keys.extend(_leaf_keys(value, f"{prefix}{key}."))
-        else:
-            keys.append(f"{prefix}{key}")
+def _leaf_keys(config: DictConfig) -> list[str]:
+    """Every dotted key of the job's configuration (Hydra's own node left out)."""
+    plain = OmegaConf.to_container(config, resolve=False)
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                keys.append(f"{prefix}{key}")
+
+    if isinstance(plain, dict):
+        walk({key: value for key, value in plain.items() if key != "hydra"}, "")
     return keys
 
 
@@ -164,7 +174,8 @@ class SweepLoop:
 
     def _storage_url(self) -> str:
         return studies.storage_url(
-            self.options.get("storage"), str(self.config.paths.outputs),
+            self.options.get("storage"),
+            str(self.config.paths.outputs),
             str(self.options["study_name"]),
         )
 
@@ -173,7 +184,8 @@ class SweepLoop:
         parallel = int(self.options.get("n_jobs", 1)) > 1 or launcher != _BASIC_LAUNCHER
         if storage.startswith("sqlite") and parallel:
             raise CapsweepConfigError(
-                "hydra.sweeper.storage", storage,
+                "hydra.sweeper.storage",
+                storage,
                 "SQLite cannot serve several workers (it fails with 'database is locked')",
                 fix="leave hydra.sweeper.storage unset for a journal file, or use postgresql://",
             )
@@ -186,13 +198,16 @@ class SweepLoop:
         pruner = make_pruner(options.get("pruner"), options.get("pruner_options") or {})
         if objectives.multi and pruner is not None and options.get("pruner") != "dominance":
             raise CapsweepConfigError(
-                "hydra.sweeper.pruner", options.get("pruner"),
+                "hydra.sweeper.pruner",
+                options.get("pruner"),
                 f"Optuna's pruners cannot prune a study with several objectives {objectives.names}",
                 fix="use hydra.sweeper.pruner=dominance",
             )
         sampler_name = str(options.get("sampler", "tpe"))
         sampler = make_sampler(
-            sampler_name, options.get("sampler_options") or {}, seed=options.get("seed"),
+            sampler_name,
+            options.get("sampler_options") or {},
+            seed=options.get("seed"),
             space=space,
         )
         repeats = int(options.get("repeats", 1))
@@ -208,20 +223,32 @@ class SweepLoop:
         storage = studies.open_storage(storage_url)
         study_name = str(options["study_name"])
         study, created = studies.open_study(
-            storage, study_name,
-            directions=objectives.directions, objectives=objectives.names,
-            space_signature=space.signature(), space_description=space.describe(),
-            sampler=sampler, pruner=pruner,
+            storage,
+            study_name,
+            directions=objectives.directions,
+            objectives=objectives.names,
+            space_signature=space.signature(),
+            space_description=space.describe(),
+            sampler=sampler,
+            pruner=pruner,
         )
         log.info(
             "Study %r in %s: %s %s, sampler %s, %d finished trials wanted (%s)",
-            study_name, studies.redact(storage_url), objectives.directions, objectives.names,
-            sampler_name, n_trials, "new" if created else "resumed",
+            study_name,
+            studies.redact(storage_url),
+            objectives.directions,
+            objectives.names,
+            sampler_name,
+            n_trials,
+            "new" if created else "resumed",
         )
         from capsweep.summary import SweepSummary
 
         summary = SweepSummary.open(
-            self.config, study, created=created, storage_url=storage_url,
+            self.config,
+            study,
+            created=created,
+            storage_url=storage_url,
             report_dir=Path(str(self.config.hydra.sweep.dir)) / "report",
         )
         stale = studies.recover_stale_trials(
@@ -358,9 +385,7 @@ class SweepLoop:
             tell(study, trial, state=TrialState.PRUNED)
             log.info("Trial %d pruned %s", trial.number, trial.params)
             return {"number": trial.number, "state": "PRUNED"}
-        values = [
-            _mean([float(o["metrics"][name]) for o in outcomes]) for name in objectives.names
-        ]
+        values = [_mean([float(o["metrics"][name]) for o in outcomes]) for name in objectives.names]
         if len(outcomes) > 1:
             trial.set_user_attr(
                 "capsweep.val_accuracy_std",
@@ -368,7 +393,9 @@ class SweepLoop:
             )
         tell(study, trial, values=values)
         log.info(
-            "Trial %d %s: %s", trial.number, trial.params,
+            "Trial %d %s: %s",
+            trial.number,
+            trial.params,
             ", ".join(f"{n}={v:.4g}" for n, v in zip(objectives.names, values, strict=True)),
         )
         return {"number": trial.number, "state": "COMPLETE", "values": values}

@@ -48,7 +48,9 @@ def experiment_id(client: MlflowClient, uri: str, name: str) -> str:
     artifacts = _prepare_local_store(uri)
     try:
         return str(
-            client.create_experiment(name, artifact_location=artifacts.as_uri() if artifacts else None)
+            client.create_experiment(
+                name, artifact_location=artifacts.as_uri() if artifacts else None
+            )
         )
     except MlflowException:
         # Another process created it between our look-up and create (mlflow #4123).
@@ -58,7 +60,7 @@ def experiment_id(client: MlflowClient, uri: str, name: str) -> str:
         return str(found.experiment_id)
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten(config: Mapping[Any, Any], prefix: str = "") -> dict[str, str]:
     """Flatten nested config into ``{"backbone.name": "resnet50", ...}`` MLflow params."""
     flat: dict[str, str] = {}
     for key, value in config.items():

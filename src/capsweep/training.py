@@ -91,17 +91,22 @@ def fit_and_evaluate(
     if trainer.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=trainer.early_stopping_patience,
+                monitor="val_accuracy",
+                mode="max",
+                patience=trainer.early_stopping_patience,
                 restore_best_weights=True,
             )
         )
     callbacks.append(_Listeners(listeners))
     started = time.perf_counter()
     history = transfer.model.fit(
-        data.train.images, data.train.labels,
+        data.train.images,
+        data.train.labels,
         validation_data=(data.val.images, data.val.labels),
-        epochs=trainer.epochs, batch_size=trainer.batch_size,
-        callbacks=callbacks, verbose=trainer.verbose,
+        epochs=trainer.epochs,
+        batch_size=trainer.batch_size,
+        callbacks=callbacks,
+        verbose=trainer.verbose,
     ).history
     fit_seconds = time.perf_counter() - started
     losses = history.get("loss", [])

@@ -39,9 +39,7 @@ def build_transfer_model(
     The backbone is called with ``training=False`` unless ``capacity.train_bn``, so its
     BatchNorm layers use their moving statistics even while the head trains.
     """
-    unfrozen = unfreeze_last(
-        backbone, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn
-    )
+    unfrozen = unfreeze_last(backbone, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     x = ImagePreprocessing(preprocessing, name="preprocessing")(inputs)
     x = backbone(x, training=None if capacity.train_bn else False)

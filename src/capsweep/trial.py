@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from capsweep import tracking
 from capsweep.backbones import architecture, build_backbone, check_input_size
-from capsweep.data import Dataset, check_data_config, load_dataset
 from capsweep.capacity import CapacityReport
+from capsweep.data import Dataset, check_data_config, load_dataset
 from capsweep.errors import CapsweepConfigError, StopTraining, require_count
 from capsweep.heads import check_head
 from capsweep.optim import make_optimizer
@@ -27,6 +27,8 @@ from capsweep.training import EpochListener, TrialMetrics, fit_and_evaluate
 from capsweep.transfer import TransferModel, build_transfer_model
 
 log = logging.getLogger(__name__)
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 @dataclass
@@ -61,8 +63,10 @@ def check_settings(settings: CapsweepConfig) -> None:
     make_optimizer(trainer.optimizer, trainer.learning_rate)
     if not trainer.backbone_learning_rate > 0:
         raise CapsweepConfigError(
-            "trainer.backbone_learning_rate", trainer.backbone_learning_rate,
-            "must be positive", fix="e.g. 1e-4",
+            "trainer.backbone_learning_rate",
+            trainer.backbone_learning_rate,
+            "must be positive",
+            fix="e.g. 1e-4",
         )
     if settings.data.num_classes is not None:
         require_count("data.num_classes", settings.data.num_classes, minimum=2)
@@ -82,7 +86,8 @@ def prepare(settings: CapsweepConfig) -> tuple[Dataset, TransferModel]:
     data = load_dataset(settings.data, settings.backbone.input_size)
     if settings.data.num_classes is not None and settings.data.num_classes != data.num_classes:
         raise CapsweepConfigError(
-            "data.num_classes", settings.data.num_classes,
+            "data.num_classes",
+            settings.data.num_classes,
             f"but data={settings.data.name} has {data.num_classes} classes",
             fix="leave data.num_classes unset to infer it",
         )
@@ -135,12 +140,14 @@ def run_trial(
     data, transfer = prepare(settings)
     tags = {**trial_tags(settings), **(extra_tags or {})}
     with tracking.trial_run(
-        settings.tracking.uri, settings.tracking.experiment,
-        run_name=run_name, tags=tags, parent_run_id=parent_run_id,
+        settings.tracking.uri,
+        settings.tracking.experiment,
+        run_name=run_name,
+        tags=tags,
+        parent_run_id=parent_run_id,
     ) as run:
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(resolved, dict)
-        params = tracking.flatten(resolved)
+        params = tracking.flatten(resolved if isinstance(resolved, dict) else {})
         if params.get("trial.storage") not in (None, "None"):
             params["trial.storage"] = redact(params["trial.storage"])
         run.log_params(params)
@@ -149,10 +156,7 @@ def run_trial(
         run.log_metrics({"available_units": transfer.report.available_units})
 
         def log_epoch(epoch: int, logs: dict[str, float]) -> None:
-            run.log_metrics(
-                {k: v for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-                step=epoch,
-            )
+            run.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
 
         if on_started is not None:
             on_started(run.run_id, transfer.report)
@@ -173,8 +177,12 @@ def run_trial(
         log.info(
             "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
             "fit_seconds=%.1f (MLflow run %s)",
-            metrics.val_accuracy, metrics.train_accuracy, metrics.test_accuracy,
-            metrics.trainable_params, metrics.fit_seconds, run.run_id,
+            metrics.val_accuracy,
+            metrics.train_accuracy,
+            metrics.test_accuracy,
+            metrics.trainable_params,
+            metrics.fit_seconds,
+            run.run_id,
         )
         run.set_tags({"capsweep.state": "COMPLETE"})
         return TrialOutcome(run_id=run.run_id, state="COMPLETE", metrics=metrics)

@@ -35,9 +35,9 @@ class CapsweepSweeper(Sweeper):
         if self.config is None or self.hydra_context is None or self.task_function is None:
             raise RuntimeError("CapsweepSweeper.sweep() called before setup()")
         try:
-            return SweepLoop(
-                self.options, self.config, self.hydra_context, self.task_function
-            ).run(arguments)
+            return SweepLoop(self.options, self.config, self.hydra_context, self.task_function).run(
+                arguments
+            )
         except CapsweepConfigError as error:
             # A one-line answer, not a traceback: the user has a value to fix.
             print(f"capsweep: error: {error}", file=sys.stderr)
