@@ -110,6 +110,7 @@ def test_sweep_nests_one_child_run_per_trial_under_one_parent(
     assert len(parents) == 1
     parent = parents[0]
     assert parent.data.tags["capsweep.study"] == "grid"
+    assert parent.data.tags["capsweep.storage"].endswith("grid.journal")
     kids = children(mlflow_uri, "grid")
     assert len(kids) == 4
     assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parent.info.run_id}
@@ -298,3 +299,31 @@ def test_two_workers_share_one_study_without_exceeding_n_trials(
     assert len(owners) == 2  # both workers trained
     parents = {r.data.tags["mlflow.parentRunId"] for r in children(mlflow_uri, "shared")}
     assert len(parents) == 1
+
+
+@pytest.mark.slow
+def test_repeats_train_each_configuration_with_different_seeds(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    outputs = tmp_path / "outputs"
+    command = sweep_command(
+        outputs,
+        mlflow_uri,
+        "repeats",
+        "capacity.unfreeze=choice(1)",
+        "head.depth=choice(0)",
+        "hydra.sweeper.repeats=2",
+    )
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (trial,) = load(outputs, "repeats").get_trials()
+    first = trial.user_attrs[studies.METRICS_ATTR.format(repeat=0)]["val_accuracy"]
+    second = trial.user_attrs[studies.METRICS_ATTR.format(repeat=1)]["val_accuracy"]
+    assert trial.value == pytest.approx((first + second) / 2)
+    kids = children(mlflow_uri, "repeats")
+    assert sorted(r.data.params["trainer.seed"] for r in kids) == ["0", "1"]
+    assert sorted(r.data.tags["capsweep.repeat"] for r in kids) == ["0", "1"]
+    recommendation = next((outputs / "multirun").glob("*/*/report/recommendation.json"))
+    import json
+
+    assert json.loads(recommendation.read_text())["metrics"]["n"] == 2
