@@ -114,3 +114,23 @@ def test_trial_on_another_host_is_stale_only_after_its_heartbeat_stops(tmp_path)
 def test_storage_password_is_redacted() -> None:
     url = "postgresql://capsweep:secret@db.example:5432/capsweep"
     assert studies.redact(url) == "postgresql://capsweep:***@db.example:5432/capsweep"
+
+
+@pytest.mark.parametrize(("pruner_name", "pruned"), [(None, False), ("median", True)])
+def test_no_pruner_means_none_not_optunas_median_default(
+    pruner_name: str | None, pruned: bool
+) -> None:
+    from capsweep.pruning import study_pruner
+
+    study = optuna.create_study(
+        direction="maximize", pruner=study_pruner(make_pruner(pruner_name, {}))
+    )
+    for _ in range(6):  # more than MedianPruner's 5 start-up trials
+        finished = study.ask()
+        for step in range(3):
+            finished.report(0.9, step)
+        study.tell(finished, 0.9)
+    laggard = study.ask()
+    for step in range(3):
+        laggard.report(0.1, step)
+    assert laggard.should_prune() is pruned

@@ -160,12 +160,7 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
             "is not a directory",
             fix="point data.path at a folder with one sub-folder of images per class",
         )
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {
-        d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        for d in class_dirs
-    }
-    files = {name: found for name, found in files.items() if found}
+    files = _class_files(root)
     if not files:
         raise CapsweepConfigError(
             "data.path",
@@ -207,6 +202,16 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
     return Dataset(train, val, test, tuple(files))
 
 
+def _class_files(root: Path) -> dict[str, list[Path]]:
+    """The image files of each (non-hidden) sub-folder of ``root`` that holds any, sorted."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = {
+        d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        for d in class_dirs
+    }
+    return {name: found for name, found in files.items() if found}
+
+
 def _read_image(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as image:
@@ -236,7 +241,7 @@ def planned_num_classes(data: DataConfig) -> int:
         return len(data.target_classes)
     root = Path(str(data.path or "")).expanduser()
     if data.path and root.is_dir():
-        return sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return len(_class_files(root))  # the classes image_folder() loads
     raise CapsweepConfigError(
         "data.num_classes",
         None,

@@ -92,7 +92,11 @@ class DominancePruner(BasePruner):
 
 
 def make_pruner(name: str | None, options: Mapping[str, Any]) -> BasePruner | None:
-    """Build a pruner by name (``none``/null for no pruning), with keyword options."""
+    """Build a pruner by name, with keyword options; ``None`` for ``none``/null.
+
+    Pass the result to Optuna through :func:`study_pruner`: Optuna itself falls back to a
+    MedianPruner when given ``None``.
+    """
     if name in (None, "none"):
         return None
     options = dict(options)
@@ -122,6 +126,11 @@ def make_pruner(name: str | None, options: Mapping[str, Any]) -> BasePruner | No
             options,
             f"do not fit pruner {name} ({error})",
         ) from None
+
+
+def study_pruner(pruner: BasePruner | None) -> BasePruner:
+    """The pruner to hand Optuna: no pruning really means none (not Optuna's median default)."""
+    return pruner if pruner is not None else optuna.pruners.NopPruner()
 
 
 class TrialPruned(StopTraining):

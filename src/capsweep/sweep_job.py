@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from capsweep.capacity import CapacityReport
-from capsweep.pruning import EpochReporter, make_pruner
+from capsweep.pruning import EpochReporter, make_pruner, study_pruner
 from capsweep.study import RUN_ID_ATTR, open_storage, owner_tag, trial_handle
 from capsweep.trial import run_trial
 
@@ -26,7 +26,7 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
     context = cfg.trial
     storage = open_storage(context.storage)
     pruner = make_pruner(context.pruner, context.pruner_options or {})
-    trial = trial_handle(storage, context.study_name, context.number, pruner=pruner)
+    trial = trial_handle(storage, context.study_name, context.number, pruner=study_pruner(pruner))
     reporter = EpochReporter(
         trial, multi_objective=context.multi_objective, report=context.repeat == 0
     )

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from capsweep import study as studies
 from capsweep.errors import CapsweepConfigError
-from capsweep.pruning import make_pruner
+from capsweep.pruning import make_pruner, study_pruner
 from capsweep.search_space import SearchSpace, override_value, parse_search_space
 from capsweep.study import tell
 
@@ -230,7 +230,7 @@ class SweepLoop:
             space_signature=space.signature(),
             space_description=space.describe(),
             sampler=sampler,
-            pruner=pruner,
+            pruner=study_pruner(pruner),
         )
         log.info(
             "Study %r in %s: %s %s, sampler %s, %d finished trials wanted (%s)",
