@@ -90,11 +90,11 @@ class HeadConfig:
 @dataclass
 class TrainerConfig:
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 16
     optimizer: str = "adam"
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-2
     # Learning rate of unfrozen backbone layers (usually lower than the head's).
-    backbone_learning_rate: float = 2e-4
+    backbone_learning_rate: float = 1e-3
     # Early stopping on val_accuracy with best weights restored; null disables it.
     early_stopping_patience: int | None = 10
     seed: int = 0
