@@ -40,10 +40,10 @@ def unfreeze_settings(available: int, limit: int = 12) -> list[int]:
 
 def plan_rows(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str, int]]:
     """Build the backbone once and account for each (unfreeze, head depth) setting."""
-    from capsweep.backbones import architecture, build_backbone
-    from capsweep.capacity import backbone_units
+    from capsweep.backbones import build_backbone
+    from capsweep.capacity import backbone_units, capacity_report, unfreeze_last
     from capsweep.data import planned_num_classes
-    from capsweep.transfer import build_transfer_model
+    from capsweep.transfer import head_parameters
     from capsweep.trial import check_settings
 
     check_settings(settings)
@@ -57,18 +57,19 @@ def plan_rows(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str,
     )
     capacity = settings.capacity
     available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
-    depths = sorted({0, 1, settings.head.depth})
+    # A head's parameters do not depend on what the backbone unfreezes: count them once.
+    heads = {
+        depth: head_parameters(
+            backbone.output_shape[1:], num_classes, dataclasses.replace(settings.head, depth=depth)
+        )
+        for depth in sorted({0, 1, settings.head.depth})
+    }
     rows = []
     for unfreeze in unfreeze_settings(available):
-        for depth in depths:
-            transfer = build_transfer_model(
-                backbone,
-                architecture(settings.backbone.name).preprocessing,
-                num_classes,
-                dataclasses.replace(capacity, unfreeze=unfreeze),
-                dataclasses.replace(settings.head, depth=depth),
-            )
-            rows.append({"unfreeze": unfreeze, "head_depth": depth, **transfer.report.as_dict()})
+        unfrozen = unfreeze_last(backbone, unfreeze, capacity.unit, train_bn=capacity.train_bn)
+        for depth, (head_trainable, head_total) in heads.items():
+            report = capacity_report(backbone, head_trainable, head_total, unfrozen)
+            rows.append({"unfreeze": unfreeze, "head_depth": depth, **report.as_dict()})
     summary = {
         "backbone_layers": len(backbone.layers),
         "backbone_params": rows[0]["backbone_params"],

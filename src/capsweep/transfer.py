@@ -61,3 +61,21 @@ def build_transfer_model(
         backbone, _param_count(head_trainable), _param_count(head_weights), unfrozen
     )
     return TransferModel(model=model, backbone=backbone, unfrozen=unfrozen, report=report)
+
+
+def head_parameters(
+    feature_shape: tuple[int, ...], num_classes: int, head: HeadConfig
+) -> tuple[int, int]:
+    """Trainable and total parameters of a head on features of ``feature_shape``."""
+    features = keras.Input(feature_shape)
+    outputs = apply_head(
+        features,
+        num_classes,
+        depth=head.depth,
+        width=head.width,
+        dropout=head.dropout,
+        activation=head.activation,
+        pooling=head.pooling,
+    )
+    model = keras.Model(features, outputs)
+    return _param_count(model.trainable_weights), _param_count(model.weights)
