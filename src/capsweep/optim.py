@@ -27,6 +27,7 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
 
 
+@keras.saving.register_keras_serializable(package="capsweep")
 class SplitLearningRate(keras.optimizers.Optimizer):
     """Route gradients of backbone variables to one optimizer and the rest to another.
 
@@ -101,3 +102,15 @@ class SplitLearningRate(keras.optimizers.Optimizer):
             "backbone_optimizer": keras.saving.serialize_keras_object(self.backbone_optimizer),
             "backbone_variable_paths": sorted(self.backbone_variable_paths),
         }
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+    ) -> SplitLearningRate:
+        # The two optimizers are serialized inside the config: rebuild them too.
+        config = dict(config)
+        for key in ("head_optimizer", "backbone_optimizer"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects
+            )
+        return cls(**config)

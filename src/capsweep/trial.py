@@ -92,7 +92,11 @@ def prepare(settings: CapsweepConfig) -> tuple[Dataset, TransferModel]:
             fix="leave data.num_classes unset to infer it",
         )
     backbone = build_backbone(
-        settings.backbone.name, settings.backbone.input_size, resolve_weights(settings)
+        settings.backbone.name,
+        settings.backbone.input_size,
+        resolve_weights(settings),
+        filters=settings.backbone.filters,
+        blocks_per_stage=settings.backbone.blocks_per_stage,
     )
     transfer = build_transfer_model(
         backbone,
