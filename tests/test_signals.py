@@ -36,6 +36,7 @@ def test_signal_during_training_ends_the_run_killed(tmp_path: Path, uri: str, si
             "trainer.verbose=2",
             f"paths.outputs={outputs}",
             f"tracking.uri={uri}",
+            f"tracking.experiment={experiment}",
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
