@@ -134,3 +134,37 @@ def test_no_pruner_means_none_not_optunas_median_default(
     for step in range(3):
         laggard.report(0.1, step)
     assert bool(laggard.should_prune()) is pruned
+
+
+def test_dominance_pruning_reaches_a_trial_trained_in_another_process(tmp_path) -> None:
+    journal = str(tmp_path / "journal.log")
+    study = optuna.create_study(
+        storage=studies.open_storage(journal),
+        study_name="front",
+        directions=["maximize", "minimize"],
+    )
+    study.add_trial(_finished_trial(100, [0.40, 0.60, 0.70, 0.80]))
+    trial = study.ask({"capacity.unfreeze": IntDistribution(0, 6)})
+    # The worker side, as a Slurm job or joblib process runs it: storage, trial number,
+    # pruner options: nothing else is shared.
+    worker = (
+        "from capsweep import study as studies\n"
+        "from capsweep.pruning import EpochReporter, TrialPruned, make_pruner\n"
+        f"storage = studies.open_storage({journal!r})\n"
+        "pruner = make_pruner('dominance', {'margin': 0.05, 'n_warmup_epochs': 1})\n"
+        f"trial = studies.trial_handle(storage, 'front', {trial.number}, pruner=pruner)\n"
+        "reporter = EpochReporter(trial, multi_objective=True, report=True)\n"
+        "reporter.started(5000)\n"
+        "try:\n"
+        "    for epoch, value in enumerate([0.30, 0.40, 0.50, 0.60]):\n"
+        "        reporter(epoch, {'val_accuracy': value})\n"
+        "except TrialPruned as pruned:\n"
+        "    print('pruned at', pruned.epoch)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", worker], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "pruned at 1"
+    frozen = study.get_trials()[trial.number]
+    assert frozen.user_attrs[studies.CURVE_ATTR] == [0.30, 0.40]
+    assert frozen.user_attrs[studies.TRAINABLE_ATTR] == 5000

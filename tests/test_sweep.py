@@ -327,3 +327,27 @@ def test_repeats_train_each_configuration_with_different_seeds(
     import json
 
     assert json.loads(recommendation.read_text())["metrics"]["n"] == 2
+
+
+@pytest.mark.slow
+def test_multi_objective_sweep_tells_both_objectives(tmp_path: Path, mlflow_uri: str) -> None:
+    outputs = tmp_path / "outputs"
+    command = sweep_command(
+        outputs,
+        mlflow_uri,
+        "front",
+        "sweep=capacity_tpe",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.seed=0",
+        "capacity.unfreeze=range(0,3)",
+    )
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = load(outputs, "front")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    finished = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert finished
+    for trial in finished:
+        metrics = trial.user_attrs[studies.METRICS_ATTR.format(repeat=0)]
+        assert trial.values == [metrics["val_accuracy"], metrics["trainable_params"]]
+    assert {t.state for t in study.get_trials()} <= {TrialState.COMPLETE, TrialState.PRUNED}
