@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from capsweep.errors import CapsweepConfigError, require_count
+from capsweep.schema import HeadConfig
 
 POOLINGS = ("avg", "max")
 
@@ -21,26 +22,21 @@ def check_head(depth: Any, width: Any, dropout: Any, pooling: str) -> None:
         raise CapsweepConfigError("head.pooling", pooling, "unknown pooling", choices=POOLINGS)
 
 
-def apply_head(
-    features: Any,
-    num_classes: int,
-    *,
-    depth: int,
-    width: int,
-    dropout: float,
-    activation: str,
-    pooling: str = "avg",
-) -> Any:
-    """Pool ``features``, add ``depth`` hidden Dense layers and a softmax classifier.
+def apply_head(features: Any, num_classes: int, head: HeadConfig) -> Any:
+    """Pool ``features``, add ``head.depth`` hidden Dense layers and a softmax classifier.
 
     ``depth=0`` gives the seed post's head-only model: pooling and one Dense layer.
     """
     pool = (
-        keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        keras.layers.GlobalAveragePooling2D
+        if head.pooling == "avg"
+        else keras.layers.GlobalMaxPooling2D
     )
     x = pool(name="head_pool")(features)
-    for index in range(1, depth + 1):
-        x = keras.layers.Dense(width, activation=activation, name=f"head_dense_{index}")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"head_dropout_{index}")(x)
+    for index in range(1, head.depth + 1):
+        x = keras.layers.Dense(head.width, activation=head.activation, name=f"head_dense_{index}")(
+            x
+        )
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{index}")(x)
     return keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)

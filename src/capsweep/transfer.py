@@ -43,15 +43,7 @@ def build_transfer_model(
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     x = ImagePreprocessing(preprocessing, name="preprocessing")(inputs)
     x = backbone(x, training=None if capacity.train_bn else False)
-    outputs = apply_head(
-        x,
-        num_classes,
-        depth=head.depth,
-        width=head.width,
-        dropout=head.dropout,
-        activation=head.activation,
-        pooling=head.pooling,
-    )
+    outputs = apply_head(x, num_classes, head)
     model = keras.Model(inputs, outputs, name=f"{backbone.name}_transfer")
     head_weights = [w for layer in model.layers if layer is not backbone for w in layer.weights]
     head_trainable = [
@@ -68,14 +60,6 @@ def head_parameters(
 ) -> tuple[int, int]:
     """Trainable and total parameters of a head on features of ``feature_shape``."""
     features = keras.Input(feature_shape)
-    outputs = apply_head(
-        features,
-        num_classes,
-        depth=head.depth,
-        width=head.width,
-        dropout=head.dropout,
-        activation=head.activation,
-        pooling=head.pooling,
-    )
+    outputs = apply_head(features, num_classes, head)
     model = keras.Model(features, outputs)
     return _param_count(model.trainable_weights), _param_count(model.weights)
