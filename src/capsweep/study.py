@@ -174,8 +174,12 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> None:
 
 
 def owner_tag() -> dict[str, Any]:
-    """Who is running a trial: host and process id."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """Who is running a trial: host, process id and, under Slurm, the job id."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
 
 
 def _process_alive(pid: int) -> bool:
