@@ -24,7 +24,7 @@ from capsweep.paths import CONF_DIR
 from capsweep.schema import register_configs
 
 
-def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="capsweep-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -47,12 +47,12 @@ def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         help="where to write the files (default: <outputs>/reports/<study>)",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for capsweep -m")
-    return parser.parse_args(argv), []
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
-    options, _ = _arguments(list(sys.argv[1:] if argv is None else argv))
+    options = _arguments(list(sys.argv[1:] if argv is None else argv))
     try:
         _report(options)
     except CapsweepConfigError as error:
