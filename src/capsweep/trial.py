@@ -17,6 +17,7 @@ from capsweep.backbones import architecture, build_backbone, check_input_size
 from capsweep.capacity import CapacityReport
 from capsweep.data import Dataset, check_data_config, load_dataset
 from capsweep.errors import CapsweepConfigError, StopTraining, require_count
+from capsweep.graph_memory import released_trial_graphs
 from capsweep.heads import check_head
 from capsweep.optim import make_optimizer
 from capsweep.plots import close_figure, learning_curve
@@ -141,55 +142,73 @@ def run_trial(
     settings = settings_from(cfg)
     keras.backend.clear_session()  # trials in one process must not accumulate graphs
     keras.utils.set_random_seed(settings.trainer.seed)
-    data, transfer = prepare(settings)
-    tags = {**trial_tags(settings), **(extra_tags or {})}
-    with tracking.trial_run(
-        settings.tracking.uri,
-        settings.tracking.experiment,
-        run_name=run_name,
-        tags=tags,
-        parent_run_id=parent_run_id,
-    ) as run:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        params = tracking.flatten(resolved if isinstance(resolved, dict) else {})
-        if params.get("trial.storage") not in (None, "None"):
-            params["trial.storage"] = redact(params["trial.storage"])
-        run.log_params(params)
-        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        run.log_text(json.dumps(transfer.report.as_dict(), indent=2), "capacity_report.json")
-        run.log_metrics({"available_units": transfer.report.available_units})
+    with released_trial_graphs():
+        data, transfer = prepare(settings)
+        tags = {**trial_tags(settings), **(extra_tags or {})}
+        with tracking.trial_run(
+            settings.tracking.uri,
+            settings.tracking.experiment,
+            run_name=run_name,
+            tags=tags,
+            parent_run_id=parent_run_id,
+        ) as run:
+            _log_inputs(run, cfg, transfer)
+            if on_started is not None:
+                on_started(run.run_id, transfer.report)
 
-        def log_epoch(epoch: int, logs: dict[str, float]) -> None:
-            run.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
+            def log_epoch(epoch: int, logs: dict[str, float]) -> None:
+                run.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
 
-        if on_started is not None:
-            on_started(run.run_id, transfer.report)
-        try:
-            metrics = fit_and_evaluate(transfer, data, settings.trainer, [log_epoch, *listeners])
-        except StopTraining as stop:
-            run.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
-            log.info("Trial stopped early: %s (MLflow run %s)", stop, run.run_id)
-            return TrialOutcome(run_id=run.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
-        # Step after the last epoch, so MLflow shows these (best-epoch weights, inference
-        # mode) as the latest val_accuracy rather than the last epoch's value.
-        run.log_metrics(metrics.scalars(), step=metrics.epochs_run)
-        if settings.tracking.log_artifacts:
-            run.log_text(model_summary(transfer.model), "model_summary.txt")
-            figure = learning_curve(metrics.history, title=run_name or settings.backbone.name)
-            run.log_figure(figure, "learning_curve.png")
-            close_figure(figure)
-        log.info(
-            "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
-            "fit_seconds=%.1f (MLflow run %s)",
-            metrics.val_accuracy,
-            metrics.train_accuracy,
-            metrics.test_accuracy,
-            metrics.trainable_params,
-            metrics.fit_seconds,
-            run.run_id,
-        )
-        run.set_tags({"capsweep.state": "COMPLETE"})
-        return TrialOutcome(run_id=run.run_id, state="COMPLETE", metrics=metrics)
+            try:
+                metrics = fit_and_evaluate(
+                    transfer, data, settings.trainer, [log_epoch, *listeners]
+                )
+            except StopTraining as stop:
+                run.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
+                log.info("Trial stopped early: %s (MLflow run %s)", stop, run.run_id)
+                return TrialOutcome(run_id=run.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
+            _log_results(run, settings, transfer, metrics, title=run_name or settings.backbone.name)
+            return TrialOutcome(run_id=run.run_id, state="COMPLETE", metrics=metrics)
+
+
+def _log_inputs(run: tracking.TrialRun, cfg: DictConfig, transfer: TransferModel) -> None:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = tracking.flatten(resolved if isinstance(resolved, dict) else {})
+    if params.get("trial.storage") not in (None, "None"):
+        params["trial.storage"] = redact(params["trial.storage"])
+    run.log_params(params)
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(json.dumps(transfer.report.as_dict(), indent=2), "capacity_report.json")
+    run.log_metrics({"available_units": transfer.report.available_units})
+
+
+def _log_results(
+    run: tracking.TrialRun,
+    settings: CapsweepConfig,
+    transfer: TransferModel,
+    metrics: TrialMetrics,
+    *,
+    title: str,
+) -> None:
+    # Step after the last epoch, so MLflow shows these (best-epoch weights, inference
+    # mode) as the latest val_accuracy rather than the last epoch's value.
+    run.log_metrics(metrics.scalars(), step=metrics.epochs_run)
+    if settings.tracking.log_artifacts:
+        run.log_text(model_summary(transfer.model), "model_summary.txt")
+        figure = learning_curve(metrics.history, title=title)
+        run.log_figure(figure, "learning_curve.png")
+        close_figure(figure)
+    run.set_tags({"capsweep.state": "COMPLETE"})
+    log.info(
+        "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
+        "fit_seconds=%.1f (MLflow run %s)",
+        metrics.val_accuracy,
+        metrics.train_accuracy,
+        metrics.test_accuracy,
+        metrics.trainable_params,
+        metrics.fit_seconds,
+        run.run_id,
+    )
 
 
 def model_summary(model: keras.Model) -> str:
