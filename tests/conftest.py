@@ -19,8 +19,8 @@ import hydra
 import pytest
 from omegaconf import DictConfig
 
+from capsweep.cli.config import register_configs
 from capsweep.paths import CONF_DIR
-from capsweep.schema import register_configs
 
 
 def compose_config(*overrides: str) -> DictConfig:
@@ -107,8 +107,8 @@ def source_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Pretrains the default small_resnet on digits 0-4 once per session (~2.5 min on 2 cores);
     only the slow tests use it. The outputs folder is ``source_weights.parents[1]``.
     """
-    from capsweep.pretrain import ensure_source_weights
-    from capsweep.schema import BackboneConfig, DataConfig
+    from capsweep.settings import BackboneConfig, DataConfig
+    from capsweep.train.pretrain import ensure_source_weights
 
     outputs = tmp_path_factory.mktemp("pretrained_outputs")
     return ensure_source_weights(BackboneConfig(), DataConfig(), str(outputs))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from capsweep.graph import cut_points, inbound_layers
-from capsweep.schema import Unit
+from capsweep.model.blocks import cut_points, inbound_layers
+from capsweep.settings import Unit
 
 # Residual blocks: ResNet50 3+4+6+3; MobileNetV2 the 10 inverted residuals with a skip;
 # EfficientNetB0 its 16 MBConv blocks (each has a squeeze-excite branch).
@@ -19,7 +19,7 @@ BLOCK_COUNTS = {"resnet50": 16, "mobilenetv2": 10, "efficientnetb0": 16}
 @pytest.fixture(scope="module")
 def application() -> Callable[[str], Any]:
     """Build each backbone (random weights, 32 px) at most once per module."""
-    from capsweep.backbones import build_backbone
+    from capsweep.model.backbones import build_backbone
 
     built: dict[str, Any] = {}
 
@@ -32,7 +32,7 @@ def application() -> Callable[[str], Any]:
 
 
 def blocks_of(model: Any) -> list[list[str]]:
-    from capsweep.capacity import backbone_units
+    from capsweep.model.capacity import backbone_units
 
     return backbone_units(model, Unit.block)
 
@@ -86,7 +86,7 @@ def test_last_resnet50_block_is_conv5_block3(application: Callable[[str], Any]) 
 
 
 def test_small_resnet_blocks_are_its_residual_blocks_with_the_stem_in_the_first() -> None:
-    from capsweep.backbones import small_resnet
+    from capsweep.model.backbones import small_resnet
 
     blocks = blocks_of(small_resnet((16, 16, 3), filters=(4, 8, 8)))
 

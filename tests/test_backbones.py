@@ -17,7 +17,7 @@ def conv_filters(model: object, names: list[str]) -> list[int]:
 
 
 def test_small_resnet_is_built_with_the_configured_filters_and_blocks() -> None:
-    from capsweep.backbones import build_backbone
+    from capsweep.model.backbones import build_backbone
 
     model = build_backbone("small_resnet", 16, None, filters=[4, 8, 12], blocks_per_stage=1)
 
@@ -29,7 +29,8 @@ def test_small_resnet_is_built_with_the_configured_filters_and_blocks() -> None:
 def test_a_trial_builds_small_resnet_with_the_configured_filters(
     compose: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
-    from capsweep.trial import prepare, settings_from
+    from capsweep.cli.config import settings_from
+    from capsweep.train.trial import prepare_trial
 
     settings = settings_from(
         compose(
@@ -40,7 +41,7 @@ def test_a_trial_builds_small_resnet_with_the_configured_filters(
         )
     )
 
-    _, transfer = prepare(settings)
+    transfer = prepare_trial(settings).transfer
 
     assert transfer.backbone.get_layer("stem_conv").filters == 4
 
@@ -48,7 +49,7 @@ def test_a_trial_builds_small_resnet_with_the_configured_filters(
 def test_weights_saved_from_a_backbone_load_into_a_fresh_build(tmp_path: Path) -> None:
     import keras
 
-    from capsweep.backbones import build_backbone
+    from capsweep.model.backbones import build_backbone
 
     keras.utils.set_random_seed(1)
     saved = build_backbone("small_resnet", 8, None, filters=[2, 4, 4])
@@ -63,7 +64,7 @@ def test_weights_saved_from_a_backbone_load_into_a_fresh_build(tmp_path: Path) -
 
 
 def test_small_resnet_has_no_imagenet_weights() -> None:
-    from capsweep.backbones import build_backbone
+    from capsweep.model.backbones import build_backbone
 
     with pytest.raises(CapsweepConfigError, match="small_resnet has no ImageNet weights"):
         build_backbone("small_resnet", 8, "imagenet")
@@ -71,7 +72,7 @@ def test_small_resnet_has_no_imagenet_weights() -> None:
 
 @pytest.mark.parametrize("size", [7, 8.0, True, "32"])
 def test_input_size_must_be_a_whole_number_at_least_the_minimum(size: object) -> None:
-    from capsweep.backbones import check_input_size
+    from capsweep.settings.validate import check_input_size
 
     with pytest.raises(CapsweepConfigError, match="small_resnet needs square images of at least 8"):
         check_input_size("small_resnet", size)
@@ -81,7 +82,7 @@ def test_input_size_must_be_a_whole_number_at_least_the_minimum(size: object) ->
 def test_preprocessing_matches_keras_preprocess_input(mode: str) -> None:
     from keras.applications.imagenet_utils import preprocess_input
 
-    from capsweep.layers import ImagePreprocessing
+    from capsweep.model.layers import ImagePreprocessing
 
     images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype("float32")
 
@@ -93,7 +94,7 @@ def test_preprocessing_matches_keras_preprocess_input(mode: str) -> None:
 def test_preprocessing_layer_survives_a_saved_model_round_trip(tmp_path: Path) -> None:
     import keras
 
-    from capsweep.layers import ImagePreprocessing
+    from capsweep.model.layers import ImagePreprocessing
 
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, ImagePreprocessing("unit", name="preprocessing")(inputs))

@@ -27,10 +27,11 @@ def refused(
     """Run the tiny trial with overrides; return the error it raised before recording."""
 
     def run(*overrides: str) -> CapsweepConfigError:
-        from capsweep.trial import run_trial
+        from capsweep.cli.config import load_settings
+        from capsweep.cli.run import run_trial
 
         with pytest.raises(CapsweepConfigError) as raised:
-            run_trial(tiny_config(*overrides))
+            run_trial(load_settings(tiny_config(*overrides)))
         assert runs_in(tracking_uri) == []
         return raised.value
 
@@ -84,23 +85,23 @@ def test_negative_unfreeze_is_refused(refused: Callable[..., CapsweepConfigError
     assert "e.g. capacity.unfreeze=1" in str(error)
 
 
-def test_non_integer_head_depth_is_refused_before_anything_is_built(
-    tiny_config: Callable[..., DictConfig], tracking_uri: str, runs_in: Callable[..., list[Any]]
+def test_non_integer_head_depth_is_refused_by_the_settings_check(
+    tiny_config: Callable[..., DictConfig],
 ) -> None:
     # The schema refuses head.depth=1.5 at compose time; code that receives settings
-    # directly (capsweep-plan, the sweeper) relies on this check.
-    from capsweep.trial import prepare, settings_from
+    # directly (tests, other callers of the model) relies on check_settings.
+    from capsweep.cli.config import settings_from
+    from capsweep.settings import check_settings
 
     settings = settings_from(tiny_config())
     settings.head.depth = 1.5  # type: ignore[assignment]
 
     with pytest.raises(CapsweepConfigError) as raised:
-        prepare(settings)
+        check_settings(settings)
 
     assert (raised.value.key, raised.value.value) == ("head.depth", 1.5)
     assert "must be a whole number" in str(raised.value)
     assert "e.g. head.depth=1" in str(raised.value)
-    assert runs_in(tracking_uri) == []
 
 
 def test_image_folder_without_a_path_asks_for_one(
@@ -176,7 +177,7 @@ def test_missing_weights_file_is_refused(
 def test_weights_of_another_architecture_are_refused(
     refused: Callable[..., CapsweepConfigError], tmp_path: Path
 ) -> None:
-    from capsweep.backbones import small_resnet
+    from capsweep.model.backbones import small_resnet
 
     weights = tmp_path / "narrow.weights.h5"
     small_resnet((16, 16, 3), filters=(4, 8, 8)).save_weights(str(weights))

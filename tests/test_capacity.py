@@ -12,20 +12,20 @@ from typing import Any
 
 import pytest
 
-from capsweep.schema import CapacityConfig, HeadConfig, Unit
+from capsweep.settings import CapacityConfig, HeadConfig, Unit
 
 NUM_CLASSES = 4
 
 
 @pytest.fixture(scope="module")
 def resnet50() -> Any:
-    from capsweep.backbones import build_backbone
+    from capsweep.model.backbones import build_backbone
 
     return build_backbone("resnet50", 224, None)
 
 
 def transfer_model(backbone: Any, capacity: CapacityConfig, head: HeadConfig) -> Any:
-    from capsweep.transfer import build_transfer_model
+    from capsweep.model.transfer import build_transfer_model
 
     return build_transfer_model(backbone, "caffe", NUM_CLASSES, capacity, head)
 
@@ -97,7 +97,7 @@ def test_unfreezing_the_last_four_layers_trains_the_last_convolution_without_a_w
 def test_weighted_layer_units_never_select_batch_norm_when_train_bn_is_false(
     resnet50: Any,
 ) -> None:
-    from capsweep.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_last
 
     unfrozen = unfreeze_last(resnet50, 30, Unit.weighted_layer, train_bn=False)
 
@@ -107,7 +107,7 @@ def test_weighted_layer_units_never_select_batch_norm_when_train_bn_is_false(
 
 
 def test_weighted_layer_units_include_batch_norm_when_train_bn_is_true(resnet50: Any) -> None:
-    from capsweep.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_last
 
     unfrozen = unfreeze_last(resnet50, 1, Unit.weighted_layer, train_bn=True)
 
@@ -119,7 +119,7 @@ def test_weighted_layer_units_include_batch_norm_when_train_bn_is_true(resnet50:
 def test_batch_norm_in_unfrozen_blocks_trains_only_with_train_bn(
     resnet50: Any, train_bn: bool
 ) -> None:
-    from capsweep.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_last
 
     unfrozen = unfreeze_last(resnet50, 2, Unit.block, train_bn=train_bn)
     layers = [resnet50.get_layer(name) for name in unfrozen.layers]
@@ -132,7 +132,7 @@ def test_batch_norm_in_unfrozen_blocks_trains_only_with_train_bn(
 
 
 def test_unfreezing_resets_what_an_earlier_setting_unfroze(resnet50: Any) -> None:
-    from capsweep.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_last
 
     unfreeze_last(resnet50, 16, Unit.block)
     unfreeze_last(resnet50, 1, Unit.block)

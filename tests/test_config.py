@@ -9,9 +9,9 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from capsweep.cli.config import settings_from
 from capsweep.paths import CONF_DIR
-from capsweep.schema import CapsweepConfig, Unit
-from capsweep.trial import settings_from
+from capsweep.settings import CapsweepConfig, Unit
 
 # Options that must be set for a group's config to describe something runnable.
 REQUIRED = {("data", "image_folder"): ["data.path=/some/images"]}

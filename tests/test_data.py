@@ -11,7 +11,7 @@ from PIL import Image
 
 from capsweep.data import Dataset, digits_source, digits_target, load_dataset
 from capsweep.errors import CapsweepConfigError
-from capsweep.schema import DataConfig
+from capsweep.settings import DataConfig
 
 CLASSES = ("ant", "bee", "cat")
 PER_CLASS = 10
@@ -148,10 +148,12 @@ def test_digits_source_holds_only_the_source_classes() -> None:
 
 
 def test_digits_source_and_target_classes_must_not_overlap() -> None:
+    from capsweep.settings.validate import check_data
+
     config = DataConfig(source_classes=[0, 1, 2], target_classes=[2, 3])
 
     with pytest.raises(CapsweepConfigError, match=r"data.target_classes=\[2, 3\]: shares classes"):
-        digits_target(config, 8)
+        check_data(config)
 
 
 def test_planned_class_count_is_the_count_image_folder_loads(folder: Path) -> None:

@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from capsweep.graph import cut_points, find_blocks
+from capsweep.model.blocks import cut_points, find_blocks
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from capsweep.graph_memory import _gradient_registry, released_trial_graphs
+from capsweep.train.graph_memory import _gradient_registry, released_trial_graphs
 
 
 def _fit_a_tiny_model() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_unreachable_imagenet_download_names_the_cache_and_the_fix(tmp_path: Path) -> None:
     code = (
-        "from capsweep.backbones import build_backbone\n"
+        "from capsweep.model.backbones import build_backbone\n"
         "from capsweep.errors import CapsweepConfigError\n"
         "try:\n"
         "    build_backbone('mobilenetv2', 32, 'imagenet')\n"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from capsweep.pick import (
+from capsweep.select import (
     TrialRecord,
     params_label,
     pareto_front,

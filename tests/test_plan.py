@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from capsweep import plan
+from capsweep.cli import plan
+from capsweep.model.plan import unfreeze_settings
 
 
 @pytest.mark.parametrize(
@@ -20,7 +21,7 @@ from capsweep import plan
 def test_unfreeze_settings_lists_every_count_when_few_else_powers_of_two(
     available: int, expected: list[int]
 ) -> None:
-    assert plan.unfreeze_settings(available) == expected
+    assert unfreeze_settings(available) == expected
 
 
 def test_plan_prints_the_seed_posts_resnet50_numbers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import DictConfig
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.schema import BackboneConfig, DataConfig
+from capsweep.settings import BackboneConfig, DataConfig
 
 TINY_FILTERS = (2, 2, 2)
 
@@ -26,8 +26,8 @@ def fake_pretraining(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     Returns the list of models it handed out, one per pretraining.
     """
-    from capsweep import pretrain
-    from capsweep.backbones import small_resnet
+    from capsweep.model.backbones import small_resnet
+    from capsweep.train import pretrain
 
     made: list[Any] = []
 
@@ -44,7 +44,7 @@ def test_pretraining_killed_while_saving_leaves_no_weights_file_a_later_run_woul
 ) -> None:
     import keras
 
-    from capsweep.pretrain import ensure_source_weights, source_weights_path
+    from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
     def killed_while_saving(model: Any, filepath: str, *args: Any, **kwargs: Any) -> None:
         Path(filepath).write_bytes(b"the first bytes of a weights file")
@@ -63,8 +63,8 @@ def test_pretraining_killed_while_saving_leaves_no_weights_file_a_later_run_woul
 def test_a_leftover_temporary_file_is_ignored_and_pretraining_runs_again(
     tmp_path: Path, fake_pretraining: list[Any]
 ) -> None:
-    from capsweep.backbones import build_backbone
-    from capsweep.pretrain import ensure_source_weights, source_accuracy, source_weights_path
+    from capsweep.model.backbones import build_backbone
+    from capsweep.train.pretrain import ensure_source_weights, source_accuracy, source_weights_path
 
     final = source_weights_path(BackboneConfig(), DataConfig(), str(tmp_path))
     final.parent.mkdir(parents=True)
@@ -82,7 +82,7 @@ def test_a_leftover_temporary_file_is_ignored_and_pretraining_runs_again(
 def test_cached_weights_are_used_without_pretraining_again(
     tmp_path: Path, fake_pretraining: list[Any]
 ) -> None:
-    from capsweep.pretrain import ensure_source_weights
+    from capsweep.train.pretrain import ensure_source_weights
 
     first = ensure_source_weights(BackboneConfig(), DataConfig(), str(tmp_path))
     second = ensure_source_weights(BackboneConfig(), DataConfig(), str(tmp_path))
@@ -94,8 +94,8 @@ def test_cached_weights_are_used_without_pretraining_again(
 def test_pretraining_below_the_minimum_accuracy_writes_no_weights_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from capsweep import pretrain
-    from capsweep.backbones import small_resnet
+    from capsweep.model.backbones import small_resnet
+    from capsweep.train import pretrain
 
     monkeypatch.setattr(
         pretrain,
@@ -122,7 +122,7 @@ def test_pretraining_below_the_minimum_accuracy_writes_no_weights_file(
 def test_weights_are_cached_under_a_name_that_changes_with_the_recipe(
     tmp_path: Path, change: dict[str, Any]
 ) -> None:
-    from capsweep.pretrain import source_weights_path
+    from capsweep.train.pretrain import source_weights_path
 
     default = source_weights_path(BackboneConfig(), DataConfig(), str(tmp_path))
     changed = source_weights_path(
@@ -134,7 +134,7 @@ def test_weights_are_cached_under_a_name_that_changes_with_the_recipe(
 
 
 def test_source_pretraining_needs_the_digits_data(tmp_path: Path) -> None:
-    from capsweep.pretrain import ensure_source_weights
+    from capsweep.train.pretrain import ensure_source_weights
 
     with pytest.raises(CapsweepConfigError, match="needs data=digits, not data=image_folder"):
         ensure_source_weights(
@@ -149,7 +149,7 @@ def test_source_pretraining_needs_the_digits_data(tmp_path: Path) -> None:
 def test_default_backbone_reaches_95_percent_source_accuracy_in_inference_mode(
     source_weights: Path,
 ) -> None:
-    from capsweep.pretrain import source_accuracy
+    from capsweep.train.pretrain import source_accuracy
 
     assert source_accuracy(source_weights) >= 0.95
 
@@ -160,8 +160,9 @@ def test_head_only_transfer_from_the_default_backbone_beats_chance_clearly(
     compose: Callable[..., DictConfig],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from capsweep import pretrain
-    from capsweep.trial import run_trial
+    from capsweep.cli.config import load_settings
+    from capsweep.cli.run import run_trial
+    from capsweep.train import pretrain
 
     def no_second_pretraining(*args: Any) -> Any:
         raise AssertionError("the cached source weights were not reused")
@@ -176,7 +177,7 @@ def test_head_only_transfer_from_the_default_backbone_beats_chance_clearly(
         f"tracking.uri=sqlite:///{outputs}/mlflow.db",
     )
 
-    outcome = run_trial(cfg)
+    outcome = run_trial(load_settings(cfg))
 
     # 5 target classes: chance is 0.2. Seen here: 0.43-0.46 (FINDINGS.md).
     assert outcome.metrics.val_accuracy >= 0.35

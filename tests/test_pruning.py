@@ -12,9 +12,10 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from capsweep import study as studies
 from capsweep.errors import CapsweepConfigError
-from capsweep.pruning import DominancePruner, is_dominated, make_pruner
+from capsweep.sweep import recovery
+from capsweep.sweep import study as studies
+from capsweep.sweep.pruning import DominancePruner, is_dominated, make_pruner
 
 
 @pytest.mark.parametrize(
@@ -67,6 +68,10 @@ def test_pruner_options_that_do_not_fit_are_refused() -> None:
         make_pruner("median", {"n_warmup_epochs": 3})
 
 
+# The recovered trials below never opened an MLflow run, so no store is touched.
+NO_RUNS = "sqlite:///unused/mlflow.db"
+
+
 def _running_trial(study: optuna.Study, owner: dict[str, object]) -> optuna.Trial:
     trial = study.ask({"capacity.unfreeze": IntDistribution(0, 6)})
     trial.set_user_attr(studies.OWNER_ATTR, owner)
@@ -83,7 +88,7 @@ def test_trial_of_a_dead_local_process_is_failed_and_requeued(tmp_path) -> None:
         check=True,
     )
     trial = _running_trial(study, {"host": socket.gethostname(), "pid": int(dead.stdout)})
-    stale = studies.recover_stale_trials(study, stale_after=3600)
+    stale = recovery.recover_stale_trials(study, stale_after=3600, tracking_uri=NO_RUNS)
     assert [t.number for t in stale] == [trial.number]
     states = {t.number: t.state for t in study.get_trials()}
     assert states[trial.number] == TrialState.FAIL
@@ -96,7 +101,7 @@ def test_trial_of_a_live_process_is_left_running(tmp_path) -> None:
     storage = studies.open_storage(str(tmp_path / "journal.log"))
     study = optuna.create_study(storage=storage, study_name="s")
     _running_trial(study, {"host": socket.gethostname(), "pid": os.getpid()})
-    assert studies.recover_stale_trials(study, stale_after=3600) == []
+    assert recovery.recover_stale_trials(study, stale_after=3600, tracking_uri=NO_RUNS) == []
 
 
 def test_trial_on_another_host_is_stale_only_after_its_heartbeat_stops(tmp_path) -> None:
@@ -107,8 +112,8 @@ def test_trial_on_another_host_is_stale_only_after_its_heartbeat_stops(tmp_path)
     beat = frozen.datetime_start.timestamp()
     trial.set_user_attr(studies.HEARTBEAT_ATTR, beat)
     frozen = study.get_trials()[0]
-    assert not studies.is_stale(frozen, stale_after=60, now=beat + 30)
-    assert studies.is_stale(frozen, stale_after=60, now=beat + 90)
+    assert not recovery.is_stale(frozen, stale_after=60, now=beat + 30)
+    assert recovery.is_stale(frozen, stale_after=60, now=beat + 90)
 
 
 def test_storage_password_is_redacted() -> None:
@@ -120,7 +125,7 @@ def test_storage_password_is_redacted() -> None:
 def test_no_pruner_means_none_not_optunas_median_default(
     pruner_name: str | None, pruned: bool
 ) -> None:
-    from capsweep.pruning import study_pruner
+    from capsweep.sweep.pruning import study_pruner
 
     study = optuna.create_study(
         direction="maximize", pruner=study_pruner(make_pruner(pruner_name, {}))
@@ -148,8 +153,8 @@ def test_dominance_pruning_reaches_a_trial_trained_in_another_process(tmp_path) 
     # The worker side, as a Slurm job or joblib process runs it: storage, trial number,
     # pruner options: nothing else is shared.
     worker = (
-        "from capsweep import study as studies\n"
-        "from capsweep.pruning import EpochReporter, TrialPruned, make_pruner\n"
+        "from capsweep.sweep import study as studies\n"
+        "from capsweep.sweep.pruning import EpochReporter, TrialPruned, make_pruner\n"
         f"storage = studies.open_storage({journal!r})\n"
         "pruner = make_pruner('dominance', {'margin': 0.05, 'n_warmup_epochs': 1})\n"
         f"trial = studies.trial_handle(storage, 'front', {trial.number}, pruner=pruner)\n"

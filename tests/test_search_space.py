@@ -6,7 +6,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.search_space import parse_search_space
+from capsweep.sweep.search_space import parse_search_space
 
 
 @pytest.mark.parametrize(

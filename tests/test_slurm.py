@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from capsweep import study as studies
+from capsweep.sweep import study as studies
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 BIN = Path(sys.executable).parent

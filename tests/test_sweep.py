@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from capsweep import study as studies
+from capsweep.sweep import study as studies
 
 BIN = Path(sys.executable).parent
 TINY = [

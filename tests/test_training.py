@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.schema import CapacityConfig, HeadConfig, TrainerConfig, Unit
+from capsweep.settings import CapacityConfig, HeadConfig, TrainerConfig, Unit
 
 HEAD_RATE = 0.1
 BACKBONE_RATE = 0.01
@@ -20,8 +20,8 @@ def tiny_transfer(capacity: CapacityConfig) -> Any:
     """small_resnet at 8 px with 3 classes and a bare classifier (no dropout)."""
     import keras
 
-    from capsweep.backbones import small_resnet
-    from capsweep.transfer import build_transfer_model
+    from capsweep.model.backbones import small_resnet
+    from capsweep.model.transfer import build_transfer_model
 
     keras.utils.set_random_seed(0)
     backbone = small_resnet((8, 8, 3), filters=(4, 8, 8))
@@ -50,7 +50,7 @@ def one_step_updates(transfer: Any, optimizer: Any, initial: list[np.ndarray]) -
 def test_split_learning_rate_scales_backbone_and_head_steps_by_their_own_rates() -> None:
     import keras
 
-    from capsweep.optim import SplitLearningRate
+    from capsweep.model.optimizers import SplitLearningRate
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=1))
     initial = [variable.numpy().copy() for variable in transfer.model.trainable_variables]
@@ -73,7 +73,7 @@ def test_split_learning_rate_scales_backbone_and_head_steps_by_their_own_rates()
 def test_split_learning_rate_reads_and_sets_the_head_rate() -> None:
     import keras
 
-    from capsweep.optim import SplitLearningRate
+    from capsweep.model.optimizers import SplitLearningRate
 
     head = keras.optimizers.SGD(HEAD_RATE)
     backbone = keras.optimizers.SGD(BACKBONE_RATE)
@@ -89,8 +89,8 @@ def test_split_learning_rate_reads_and_sets_the_head_rate() -> None:
 def test_a_model_compiled_with_split_learning_rates_saves_and_loads_them(tmp_path: Path) -> None:
     import keras
 
-    from capsweep.optim import SplitLearningRate
-    from capsweep.training import compile_model
+    from capsweep.model.optimizers import SplitLearningRate
+    from capsweep.train.fit import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=1))
     compile_model(transfer, TrainerConfig(learning_rate=2e-3, backbone_learning_rate=2e-4))
@@ -110,8 +110,8 @@ def test_a_model_compiled_with_split_learning_rates_saves_and_loads_them(tmp_pat
 
 
 def test_compile_gives_unfrozen_backbone_layers_the_backbone_learning_rate() -> None:
-    from capsweep.optim import SplitLearningRate
-    from capsweep.training import compile_model
+    from capsweep.model.optimizers import SplitLearningRate
+    from capsweep.train.fit import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=2))
     compile_model(transfer, TrainerConfig(learning_rate=2e-3, backbone_learning_rate=2e-4))
@@ -126,8 +126,8 @@ def test_compile_gives_unfrozen_backbone_layers_the_backbone_learning_rate() -> 
 
 
 def test_compile_uses_one_plain_optimizer_when_the_backbone_is_frozen() -> None:
-    from capsweep.optim import SplitLearningRate
-    from capsweep.training import compile_model
+    from capsweep.model.optimizers import SplitLearningRate
+    from capsweep.train.fit import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=0))
     compile_model(transfer, TrainerConfig(optimizer="adam", learning_rate=2e-3))
@@ -141,7 +141,7 @@ def test_compile_uses_one_plain_optimizer_when_the_backbone_is_frozen() -> None:
     [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("rmsprop", "RMSprop")],
 )
 def test_make_optimizer_builds_each_named_optimizer_at_its_rate(name: str, class_name: str) -> None:
-    from capsweep.optim import make_optimizer
+    from capsweep.model.optimizers import make_optimizer
 
     optimizer = make_optimizer(name, 0.03)
 
@@ -150,7 +150,7 @@ def test_make_optimizer_builds_each_named_optimizer_at_its_rate(name: str, class
 
 
 def test_make_optimizer_refuses_an_unknown_name_listing_the_choices() -> None:
-    from capsweep.optim import make_optimizer
+    from capsweep.model.optimizers import make_optimizer
 
     with pytest.raises(CapsweepConfigError, match=r"trainer\.optimizer='adamm'.*adam, adamw"):
         make_optimizer("adamm", 0.01)
@@ -158,7 +158,7 @@ def test_make_optimizer_refuses_an_unknown_name_listing_the_choices() -> None:
 
 @pytest.mark.parametrize("train_bn", [False, True])
 def test_batch_norm_statistics_move_during_training_only_with_train_bn(train_bn: bool) -> None:
-    from capsweep.training import compile_model
+    from capsweep.train.fit import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=6, unit=Unit.block, train_bn=train_bn))
     moving_mean = transfer.backbone.get_layer("stage3_block2_2_bn").moving_mean

@@ -34,7 +34,8 @@ def recorded(
 ) -> Recorded:
     from mlflow.tracking import MlflowClient
 
-    from capsweep.trial import run_trial
+    from capsweep.cli.config import load_settings
+    from capsweep.cli.run import run_trial
 
     outputs = tmp_path_factory.mktemp("trial_outputs")
     uri = f"sqlite:///{outputs}/mlflow.db"
@@ -53,7 +54,7 @@ def recorded(
         f"paths.outputs={outputs}",
         f"tracking.uri={uri}",
     )
-    outcome = run_trial(cfg)
+    outcome = run_trial(load_settings(cfg))
     client = MlflowClient(tracking_uri=uri)
     artifacts = tmp_path_factory.mktemp("downloaded")
     client.download_artifacts(outcome.run_id, "", str(artifacts))
@@ -103,15 +104,15 @@ def test_accuracies_are_fractions(recorded: Recorded) -> None:
 def test_recorded_parameter_counts_match_a_fresh_build_of_the_same_settings(
     recorded: Recorded,
 ) -> None:
-    from capsweep.backbones import architecture, build_backbone
-    from capsweep.transfer import build_transfer_model
-    from capsweep.trial import settings_from
+    from capsweep.cli.config import settings_from
+    from capsweep.model.backbones import build_backbone, preprocessing_mode
+    from capsweep.model.transfer import build_transfer_model
 
     settings = settings_from(recorded.cfg)
     backbone = build_backbone(settings.backbone.name, settings.backbone.input_size, None)
     model = build_transfer_model(
         backbone,
-        architecture(settings.backbone.name).preprocessing,
+        preprocessing_mode(settings.backbone.name),
         len(settings.data.target_classes),
         settings.capacity,
         settings.head,
@@ -204,13 +205,14 @@ def test_a_trial_whose_loss_diverges_raises_and_ends_failed(
     tracking_uri: str,
     runs_in: Callable[[str], list[Any]],
 ) -> None:
-    from capsweep.training import TrainingDiverged
-    from capsweep.trial import run_trial
+    from capsweep.cli.config import load_settings
+    from capsweep.cli.run import run_trial
+    from capsweep.train.fit import TrainingDiverged
 
     # Steps of 1e30 overflow the weights to inf within an epoch: the loss becomes NaN.
     cfg = tiny_config("trainer.optimizer=sgd", "trainer.learning_rate=1e30")
 
     with pytest.raises(TrainingDiverged, match=r"lower trainer\.learning_rate"):
-        run_trial(cfg)
+        run_trial(load_settings(cfg))
 
     assert [run.info.status for run in runs_in(tracking_uri)] == ["FAILED"]

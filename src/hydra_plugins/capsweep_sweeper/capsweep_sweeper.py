@@ -1,4 +1,4 @@
-"""The Hydra Sweeper class; the sweep loop lives in :mod:`capsweep.sweeper`."""
+"""The Hydra Sweeper class; the sweep loop lives in :mod:`capsweep.sweep.loop`."""
 
 from __future__ import annotations
 
@@ -30,14 +30,16 @@ class CapsweepSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from capsweep.errors import CapsweepConfigError
-        from capsweep.sweeper import SweepLoop
+        from capsweep.sweep.plan import plan_sweep
 
         if self.config is None or self.hydra_context is None or self.task_function is None:
             raise RuntimeError("CapsweepSweeper.sweep() called before setup()")
         try:
-            return SweepLoop(self.options, self.config, self.hydra_context, self.task_function).run(
-                arguments
-            )
+            plan = plan_sweep(self.options, self.config, arguments)
+            # MLflow loads with the loop, once every option has been checked.
+            from capsweep.sweep.loop import SweepLoop
+
+            return SweepLoop(plan, self.config, self.hydra_context, self.task_function).run()
         except CapsweepConfigError as error:
             # A one-line answer, not a traceback: the user has a value to fix.
             print(f"capsweep: error: {error}", file=sys.stderr)

@@ -1,0 +1,66 @@
+"""``capsweep``: the Hydra application that trains one capacity setting per job.
+
+``capsweep`` trains the composed configuration once; ``capsweep -m`` runs a sweep, whose
+jobs come back here with ``trial.number`` set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from capsweep.cli.config import load_settings, register_configs
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR
+
+log = logging.getLogger("capsweep")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one trial of ``cfg``; return its final metrics, or a sweep job's result.
+
+    Every setting is checked before TensorFlow or MLflow is imported.
+    """
+    settings = load_settings(cfg)
+    if settings.trial.number is not None:
+        from capsweep.cli.sweep_job import run_sweep_job
+
+        return run_sweep_job(settings)
+    from capsweep.cli.run import run_trial  # TensorFlow loads here, not for --help or typos
+
+    outcome = run_trial(settings)
+    return outcome.metrics.scalars() if outcome.metrics else {}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_task(cfg: DictConfig) -> Any:
+    try:
+        return train(cfg)
+    except CapsweepConfigError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.error("%s", error)
+        print(f"capsweep: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point."""
+    from capsweep.signals import raise_on_sigterm
+
+    register_configs()
+    raise_on_sigterm()
+    _hydra_task()
+
+
+if __name__ == "__main__":
+    main()

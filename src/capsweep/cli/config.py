@@ -1,0 +1,57 @@
+"""Hydra's side of the settings: register the schema, and turn a composed config into settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from capsweep.paths import SWEEPS_DIR
+from capsweep.settings import CapsweepConfig, check_settings
+from capsweep.settings.keys import unknown_key_error, unknown_keys
+
+
+def _unique_suffix() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (``conf/config.yaml`` extends it).
+
+    Also registers ``${capsweep_unique:}``, a per-process suffix that keeps the output
+    folders of runs started in the same second apart.
+    """
+    store = ConfigStore.instance()
+    store.store(name="capsweep_schema", node=CapsweepConfig)
+    for path in sorted(SWEEPS_DIR.glob("*.yaml")):
+        # Search spaces live in sweeps/ at the top of the project; `sweep=<name>` picks one.
+        store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
+    if not OmegaConf.has_resolver("capsweep_unique"):
+        OmegaConf.register_new_resolver("capsweep_unique", _unique_suffix, use_cache=True)
+
+
+def settings_from(cfg: DictConfig) -> CapsweepConfig:
+    """Hydra's composed config as typed settings.
+
+    Raises:
+        CapsweepConfigError: the config holds a key the schema does not have (added with
+            ``+key=value``), which would otherwise be dropped without a word.
+    """
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    if isinstance(tree, dict):
+        composed = {str(key): value for key, value in tree.items() if key != "hydra"}
+        for key in unknown_keys(composed):
+            raise unknown_key_error(key, OmegaConf.select(cfg, key, throw_on_missing=False))
+    settings = OmegaConf.to_object(cfg)
+    if not isinstance(settings, CapsweepConfig):
+        raise TypeError(f"expected a config built on capsweep_schema, got {type(settings)}")
+    return settings
+
+
+def load_settings(cfg: DictConfig) -> CapsweepConfig:
+    """Typed settings, every value checked: the one validation pass before TensorFlow loads."""
+    settings = settings_from(cfg)
+    check_settings(settings)
+    return settings

@@ -1,0 +1,85 @@
+"""``capsweep-plan``: what each capacity setting would train, without data or training.
+
+    capsweep-plan backbone=resnet50 backbone.weights=null backbone.input_size=224 \\
+        data.num_classes=4 head.width=256
+
+takes the same overrides as ``capsweep`` and prints parameter counts per unfreeze setting
+and head depth, in seconds: the backbone is built once with random weights (counts do
+not depend on weights) and nothing is loaded or trained.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from hydra import compose, initialize_config_dir
+from rich.console import Console
+from rich.table import Table
+
+from capsweep.cli.config import load_settings, register_configs
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR
+from capsweep.settings import CapsweepConfig
+
+
+def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[str, int]) -> Table:
+    unit = settings.capacity.unit.name
+    table = Table(
+        title=(
+            f"{settings.backbone.name} at {settings.backbone.input_size}px: "
+            f"{summary['backbone_layers']} layers, {summary['backbone_params']:,} parameters, "
+            f"{summary['available_units']} units of kind {unit}; "
+            f"{summary['num_classes']} classes, head width {settings.head.width}"
+        )
+    )
+    columns = [
+        ("unfreeze", f"unfrozen {unit}s"),
+        ("head_depth", "head depth"),
+        ("trainable_params", "trainable"),
+        ("trainable_backbone_params", "in backbone"),
+        ("trainable_head_params", "in head"),
+        ("non_trainable_params", "frozen"),
+        ("unfrozen_layers", "layers"),
+        ("unfrozen_weighted_layers", "weighted layers"),
+        ("unfrozen_blocks", "blocks"),
+    ]
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*(f"{row[key]:,}" for key, _ in columns))
+    return table
+
+
+def plan(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str, int]]:
+    """The plan's rows and summary; TensorFlow loads here, after the settings are checked."""
+    from capsweep.data import planned_num_classes
+    from capsweep.model.plan import plan_rows
+
+    num_classes = planned_num_classes(settings.data)
+    return plan_rows(settings.backbone, settings.capacity, settings.head, num_classes)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: Hydra overrides in, a table out."""
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in overrides):
+        print(__doc__)
+        return
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    try:
+        settings = load_settings(cfg)
+        rows, summary = plan(settings)
+    except CapsweepConfigError as error:
+        print(f"capsweep-plan: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    Console(width=160).print(render(settings, rows, summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""``capsweep-report``: rank a sweep's trials and recommend the smallest model that performs well.
+
+    capsweep-report sweep=capacity [--tolerance 0.01] [--max-overfit-gap 0.2] [--out DIR]
+                    [hydra.sweeper.storage=...] [hydra.sweeper.study_name=...] [overrides]
+
+Finds the study exactly as ``capsweep -m`` with the same overrides does, prints the
+table, writes trials.csv, pareto.png and recommendation.json, logs them to the sweep's
+MLflow parent run and tags the recommended trial's run ``capsweep.recommended=true``.
+Works while the sweep is still running (finished trials only). Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from rich.console import Console
+
+from capsweep.cli.config import register_configs
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR
+
+
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="capsweep-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="absolute val_accuracy tolerance (default: one standard error)",
+    )
+    parser.add_argument(
+        "--max-overfit-gap",
+        type=float,
+        default=None,
+        help="ignore configurations whose train-val gap exceeds this",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the files (default: <outputs>/reports/<study>)",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for capsweep -m")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    options = _arguments(list(sys.argv[1:] if argv is None else argv))
+    try:
+        _report(options)
+    except CapsweepConfigError as error:
+        print(f"capsweep-report: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _report(options: argparse.Namespace) -> None:
+    import optuna
+
+    from capsweep.report import trials_table
+    from capsweep.sweep import study as studies
+    from capsweep.sweep.summary import SweepSummary, build_report
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=options.overrides, return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    study_name = str(sweeper.study_name)
+    url = studies.storage_url(sweeper.storage, str(cfg.paths.outputs), study_name)
+    if studies.is_journal_path(url) and not Path(url).is_file():
+        raise CapsweepConfigError(
+            "hydra.sweeper.storage",
+            url,
+            "holds no study yet",
+            fix="run the sweep first (capsweep -m ...), or pass the same overrides it used",
+        )
+    storage = studies.open_storage(url)
+    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+    if study_name not in names:
+        raise CapsweepConfigError(
+            "hydra.sweeper.study_name",
+            study_name,
+            f"is not in {studies.redact(url)}",
+            choices=names or ["(no studies)"],
+        )
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    directory = options.out or Path(str(cfg.paths.outputs)) / "reports" / study_name
+    pick = {"tolerance": options.tolerance, "max_overfit_gap": options.max_overfit_gap}
+    parent = study.user_attrs.get(studies.PARENT_RUN_ATTR)
+    if parent:
+        report = SweepSummary(cfg, study, str(parent), directory).update(**pick)
+    else:
+        report = build_report(study, directory, **pick)
+    console = Console(width=160)
+    states: dict[str, int] = {}
+    for record in report.records:
+        states[record.state] = states.get(record.state, 0) + 1
+    console.print(f"Study {study_name!r} in {studies.redact(url)}: {states}")
+    if report.recommendation is None:
+        console.print(f"No recommendation: {report.problem}")
+        raise SystemExit(1)
+    console.print(trials_table(report.summaries, report.recommendation))
+    console.print(f"Wrote {', '.join(str(p) for p in report.files.values())}")
+
+
+if __name__ == "__main__":
+    main()

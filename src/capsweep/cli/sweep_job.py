@@ -1,0 +1,59 @@
+"""The trial side of a sweep: one Hydra job trains one repeat of one Optuna trial.
+
+It may run in the sweeper's process, a local worker process or a Slurm job on another
+host: everything it needs arrives in ``settings.trial`` and the shared study storage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capsweep.cli.run import run_trial
+from capsweep.model.capacity import CapacityReport
+from capsweep.settings import CapsweepConfig
+from capsweep.sweep.pruning import EpochReporter, make_pruner, study_pruner
+from capsweep.sweep.study import RUN_ID_ATTR, open_storage, owner_tag, trial_handle
+
+
+def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
+    """Train the trial and repeat named in ``settings.trial``; return its result for the sweeper.
+
+    Returns:
+        ``{"state": "COMPLETE" | "PRUNED", "metrics": {...}, "run_id": ...,
+        "pruned_at_epoch": ...}``.
+    """
+    context = settings.trial
+    if context.number is None or context.storage is None or context.study_name is None:
+        raise ValueError(f"a sweep job needs trial.number, storage and study_name: {context}")
+    storage = open_storage(context.storage)
+    pruner = make_pruner(context.pruner, context.pruner_options or {})
+    trial = trial_handle(storage, context.study_name, context.number, pruner=study_pruner(pruner))
+    reporter = EpochReporter(
+        trial, multi_objective=context.multi_objective, report=context.repeat == 0
+    )
+
+    def started(run_id: str, report: CapacityReport) -> None:
+        trial.set_user_attr(RUN_ID_ATTR.format(repeat=context.repeat), run_id)
+        trial.set_user_attr(f"capsweep.worker.{context.repeat}", owner_tag())
+        reporter.started(report.trainable_params)
+
+    tags = {
+        "capsweep.study": context.study_name,
+        "capsweep.trial_number": context.number,
+        "capsweep.repeat": context.repeat,
+        **{f"capsweep.param.{name}": value for name, value in trial.params.items()},
+    }
+    outcome = run_trial(
+        settings,
+        parent_run_id=context.parent_run_id,
+        listeners=[reporter],
+        extra_tags=tags,
+        run_name=f"trial-{context.number}" + (f"-r{context.repeat}" if context.repeat else ""),
+        on_started=started,
+    )
+    return {
+        "state": outcome.state,
+        "run_id": outcome.run_id,
+        "metrics": outcome.metrics.scalars() if outcome.metrics else {},
+        "pruned_at_epoch": outcome.pruned_at_epoch,
+    }

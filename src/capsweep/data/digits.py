@@ -1,0 +1,74 @@
+"""scikit-learn's bundled handwritten digits (offline): a source task and a target task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+from sklearn.model_selection import train_test_split
+
+from capsweep.data.dataset import Dataset, Split, stratified
+from capsweep.errors import CapsweepConfigError
+from capsweep.settings import DataConfig
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 images (n, h, w) or (n, h, w, 3) to (n, size, size, 3)."""
+    resized = [
+        np.asarray(
+            Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        )
+        for image in images
+    ]
+    return np.stack(resized).astype(np.uint8)
+
+
+def _digits(classes: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    keep = np.isin(bunch.target, classes)
+    pixels = np.rint(bunch.images[keep] * (255.0 / 16.0)).astype(np.uint8)
+    remap = {digit: index for index, digit in enumerate(classes)}
+    labels = np.array([remap[digit] for digit in bunch.target[keep]], dtype=np.int64)
+    return resize_images(pixels, size), labels
+
+
+def digits_source(data: DataConfig, size: int) -> Dataset:
+    """The source task the default backbone is pretrained on (e.g. digits 0–4)."""
+    images, labels = _digits(data.source_classes, size)
+    train, val = stratified(images, labels, data.val_fraction, data.split_seed)
+    empty = Split(images[:0], labels[:0])
+    return Dataset(train, val, empty, tuple(str(c) for c in data.source_classes))
+
+
+def digits_target(data: DataConfig, size: int) -> Dataset:
+    """The target task: few labelled images per class, a validation and a test split."""
+    images, labels = _digits(data.target_classes, size)
+    n_classes = len(data.target_classes)
+    train_size = data.train_per_class * n_classes
+    if train_size + data.val_size >= len(labels):
+        raise CapsweepConfigError(
+            "data.val_size",
+            data.val_size,
+            f"with data.train_per_class={data.train_per_class} leaves no test images "
+            f"out of {len(labels)}",
+            fix="lower data.val_size or data.train_per_class",
+        )
+    rest_images, train_images, rest_labels, train_labels = train_test_split(
+        images, labels, test_size=train_size, stratify=labels, random_state=data.split_seed
+    )
+    test_images, val_images, test_labels, val_labels = train_test_split(
+        rest_images,
+        rest_labels,
+        test_size=data.val_size,
+        stratify=rest_labels,
+        random_state=data.split_seed,
+    )
+    return Dataset(
+        Split(train_images, train_labels),
+        Split(val_images, val_labels),
+        Split(test_images, test_labels),
+        tuple(str(c) for c in data.target_classes),
+    )

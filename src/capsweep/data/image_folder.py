@@ -1,0 +1,90 @@
+"""Your own images: one sub-folder per class, split stratified and seeded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from capsweep.data.dataset import Dataset, stratified
+from capsweep.errors import CapsweepConfigError
+from capsweep.settings import DataConfig
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+MIN_IMAGES_PER_CLASS = 3
+
+
+def image_folder(data: DataConfig, size: int) -> Dataset:
+    """Load ``data.path/<class>/<image>`` and split it, stratified and seeded."""
+    root = Path(str(data.path)).expanduser()
+    if not root.is_dir():
+        raise CapsweepConfigError(
+            "data.path",
+            data.path,
+            "is not a directory",
+            fix="point data.path at a folder with one sub-folder of images per class",
+        )
+    files = class_files(root)
+    if not files:
+        raise CapsweepConfigError(
+            "data.path",
+            data.path,
+            "holds no class sub-folders with images",
+            fix=f"put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in one sub-folder per class",
+        )
+    if len(files) < 2:
+        raise CapsweepConfigError(
+            "data.path",
+            data.path,
+            f"has only one class with images ({next(iter(files))})",
+            fix="a classifier needs at least two class sub-folders",
+        )
+    small = {name: len(found) for name, found in files.items() if len(found) < MIN_IMAGES_PER_CLASS}
+    if small:
+        raise CapsweepConfigError(
+            "data.path",
+            data.path,
+            f"classes with fewer than {MIN_IMAGES_PER_CLASS} images: {small}",
+            fix="add images so every class can appear in train, val and test",
+        )
+    if data.num_classes is not None and data.num_classes != len(files):
+        raise CapsweepConfigError(
+            "data.num_classes",
+            data.num_classes,
+            f"but {root} has {len(files)} classes",
+            fix="leave data.num_classes unset to infer it",
+        )
+    images, labels = [], []
+    for index, paths in enumerate(files.values()):
+        for path in paths:
+            images.append(_read_image(path, size))
+            labels.append(index)
+    array, targets = np.stack(images), np.array(labels, dtype=np.int64)
+    rest, test = stratified(array, targets, data.test_fraction, data.split_seed)
+    val_share = data.val_fraction / (1.0 - data.test_fraction)
+    train, val = stratified(rest.images, rest.labels, val_share, data.split_seed)
+    return Dataset(train, val, test, tuple(files))
+
+
+def class_files(root: Path) -> dict[str, list[Path]]:
+    """The image files of each (non-hidden) sub-folder of ``root`` that holds any, sorted."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = {
+        d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        for d in class_dirs
+    }
+    return {name: found for name, found in files.items() if found}
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+    except (UnidentifiedImageError, OSError) as error:
+        raise CapsweepConfigError(
+            "data.path",
+            str(path),
+            f"is not a readable image ({error})",
+            fix="remove or replace the file",
+        ) from None

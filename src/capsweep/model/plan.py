@@ -1,0 +1,64 @@
+"""What each capacity setting of one backbone would train, counted without training."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from capsweep.model.backbones import build_backbone
+from capsweep.model.capacity import backbone_units, capacity_report, unfreeze_last
+from capsweep.model.transfer import head_parameters
+from capsweep.settings import BackboneConfig, CapacityConfig, HeadConfig
+
+
+def unfreeze_settings(available: int, limit: int = 12) -> list[int]:
+    """All counts 0..available when few; else 0, powers of two, and ``available``."""
+    if available <= limit:
+        return list(range(available + 1))
+    counts = {0, available}
+    power = 1
+    while power < available:
+        counts.add(power)
+        power *= 2
+    return sorted(counts)
+
+
+def plan_rows(
+    backbone_settings: BackboneConfig,
+    capacity: CapacityConfig,
+    head: HeadConfig,
+    num_classes: int,
+) -> tuple[list[dict[str, int]], dict[str, int]]:
+    """Build the backbone once, with random weights, and account for each setting.
+
+    Returns:
+        One row per (unfreeze, head depth) with the capacity report's counts, and a
+        summary of the backbone (layers, parameters, units available, classes).
+    """
+    backbone = build_backbone(
+        backbone_settings.name,
+        backbone_settings.input_size,
+        None,  # counts do not depend on weights
+        filters=backbone_settings.filters,
+        blocks_per_stage=backbone_settings.blocks_per_stage,
+    )
+    available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
+    # A head's parameters do not depend on what the backbone unfreezes: count them once.
+    heads = {
+        depth: head_parameters(
+            backbone.output_shape[1:], num_classes, dataclasses.replace(head, depth=depth)
+        )
+        for depth in sorted({0, 1, head.depth})
+    }
+    rows = []
+    for unfreeze in unfreeze_settings(available):
+        unfrozen = unfreeze_last(backbone, unfreeze, capacity.unit, train_bn=capacity.train_bn)
+        for depth, (head_trainable, head_total) in heads.items():
+            report = capacity_report(backbone, head_trainable, head_total, unfrozen)
+            rows.append({"unfreeze": unfreeze, "head_depth": depth, **report.as_dict()})
+    summary = {
+        "backbone_layers": len(backbone.layers),
+        "backbone_params": rows[0]["backbone_params"],
+        "available_units": available,
+        "num_classes": num_classes,
+    }
+    return rows, summary

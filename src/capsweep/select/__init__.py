@@ -1,0 +1,31 @@
+"""Selection: group trial results by configuration and recommend the smallest that performs well.
+
+Pure functions over a table of trial records: no TensorFlow, MLflow, Optuna or Hydra, no
+file access, so a recommendation answers in a second on a laptop.
+"""
+
+from capsweep.select.explain import Recommendation
+from capsweep.select.pareto import pareto_front
+from capsweep.select.records import (
+    COMPLETE,
+    ConfigSummary,
+    TrialRecord,
+    config_key,
+    params_label,
+    summarize,
+)
+from capsweep.select.rule import recommend
+from capsweep.select.uncertainty import standard_error
+
+__all__ = [
+    "COMPLETE",
+    "ConfigSummary",
+    "Recommendation",
+    "TrialRecord",
+    "config_key",
+    "params_label",
+    "pareto_front",
+    "recommend",
+    "standard_error",
+    "summarize",
+]

@@ -1,0 +1,33 @@
+"""capsweep's typed settings, the names they may take, and the one pass that checks them."""
+
+from capsweep.settings.schema import (
+    BackboneConfig,
+    CapacityConfig,
+    CapsweepConfig,
+    DataConfig,
+    HeadConfig,
+    PathsConfig,
+    PretrainConfig,
+    TrackingConfig,
+    TrainerConfig,
+    TrialContext,
+    Unit,
+    as_plain_dict,
+)
+from capsweep.settings.validate import check_settings
+
+__all__ = [
+    "BackboneConfig",
+    "CapacityConfig",
+    "CapsweepConfig",
+    "DataConfig",
+    "HeadConfig",
+    "PathsConfig",
+    "PretrainConfig",
+    "TrackingConfig",
+    "TrainerConfig",
+    "TrialContext",
+    "Unit",
+    "as_plain_dict",
+    "check_settings",
+]

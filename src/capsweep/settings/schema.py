@@ -1,0 +1,185 @@
+"""The typed settings of capsweep: what every part receives once Hydra has composed them.
+
+Plain dataclasses, no Hydra: ``capsweep.cli.config`` registers them with Hydra's ConfigStore
+(so unknown keys and wrong types fail at compose time), and
+:func:`capsweep.settings.validate.check_settings` checks their values in one pass before
+TensorFlow or MLflow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
+from typing import Any
+
+
+class Unit(Enum):
+    """What ``capacity.unfreeze`` counts from the end of the backbone."""
+
+    block = "block"  # the architecture's blocks, found from the layer graph
+    weighted_layer = "weighted_layer"  # only layers that hold weights
+    layer = "layer"  # raw Keras layers, weightless Add/Activation included
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    # image_folder: a directory with one sub-folder per class.
+    path: str | None = None
+    # Number of classes; inferred from the data when null. Set it to plan without data.
+    num_classes: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    # digits: the classes the backbone is pretrained on, and the ones transferred to.
+    source_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    target_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
+    # digits: labelled target images per class for training, and the validation size.
+    train_per_class: int = 10
+    val_size: int = 200
+
+
+@dataclass
+class PretrainConfig:
+    """How the embedded default pretrains its backbone on the source classes."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    # Source accuracy (inference mode) below which the cached weights are refused.
+    min_val_accuracy: float = 0.95
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "small_resnet"
+    # imagenet | null (random init) | a weights file path | source (pretrain on data's
+    # source classes, embedded default only).
+    weights: str | None = "source"
+    input_size: int = 32
+    # small_resnet only: filters per stage and residual blocks per stage.
+    filters: list[int] = field(default_factory=lambda: [16, 32, 64])
+    blocks_per_stage: int = 2
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+@dataclass
+class CapacityConfig:
+    unfreeze: int = 1
+    unit: Unit = Unit.block
+    # Train BatchNorm layers of unfrozen units; false keeps them in inference mode.
+    train_bn: bool = False
+
+
+@dataclass
+class HeadConfig:
+    # Hidden Dense layers before the classifier; 0 = only the classifier.
+    depth: int = 1
+    width: int = 64
+    dropout: float = 0.2
+    activation: str = "relu"
+    pooling: str = "avg"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 16
+    optimizer: str = "adam"
+    learning_rate: float = 1e-2
+    # Learning rate of unfrozen backbone layers (usually lower than the head's).
+    backbone_learning_rate: float = 1e-3
+    # Early stopping on val_accuracy with best weights restored; null disables it.
+    early_stopping_patience: int | None = 10
+    seed: int = 0
+    # Keras progress output: 2 = one line per epoch, 1 = progress bar, 0 = silent.
+    verbose: int = 2
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///outputs/mlflow.db"
+    experiment: str = "capsweep"
+    # Log the learning-curve PNG and model summary as artifacts.
+    log_artifacts: bool = True
+
+
+@dataclass
+class PathsConfig:
+    outputs: str = "outputs"
+
+
+@dataclass
+class TrialContext:
+    """Set by capsweep's sweeper on each job: which Optuna trial this job trains."""
+
+    number: int | None = None
+    repeat: int = 0
+    storage: str | None = None
+    study_name: str | None = None
+    pruner: str | None = None
+    pruner_options: Any = None
+    multi_objective: bool = False
+    parent_run_id: str | None = None
+
+    def as_overrides(self) -> list[str]:
+        """This context as the Hydra overrides that hand it to a job (``trial.number=3``, ...).
+
+        The one place that spells the format: the sweeper launches jobs with these, and
+        each job's composed ``trial`` node parses back into an equal context.
+        """
+        return [
+            f"trial.number={_override(self.number)}",
+            f"trial.repeat={self.repeat}",
+            f"trial.storage={_override(self.storage)}",
+            f"trial.study_name={_override(self.study_name)}",
+            f"trial.pruner={_override(self.pruner)}",
+            f"trial.pruner_options={_override(self.pruner_options)}",
+            f"trial.multi_objective={_override(self.multi_objective)}",
+            f"trial.parent_run_id={_override(self.parent_run_id)}",
+        ]
+
+
+def _override(value: Any) -> str:
+    """A value in Hydra's override grammar: strings quoted, mappings as ``{key:value}``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{json.dumps(item)}" for key, item in value.items()) + "}"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass
+class CapsweepConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # Set by the sweeper for each job; empty for a single run.
+    trial: TrialContext = field(default_factory=TrialContext)
+
+
+def as_plain_dict(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as nested plain values (enums by name), e.g. for logging."""
+    return {item.name: _plain(getattr(settings, item.name)) for item in fields(settings)}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return as_plain_dict(value)
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,221 @@
+"""One validation pass over the typed settings, before TensorFlow or MLflow is imported.
+
+Every check here reads settings and, at most, the file system: a bad value is refused in
+the time Hydra takes to compose, naming the key, the value and the fix. What needs the
+built model (how many units a backbone has to unfreeze) is checked right after building,
+still before anything is recorded (:func:`capsweep.model.capacity.unfreeze_last`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from capsweep.errors import CapsweepConfigError, require_count
+from capsweep.settings.choices import (
+    ACTIVATIONS,
+    BACKBONES,
+    DATASETS,
+    IMAGENET_WEIGHTS,
+    OPTIMIZERS,
+    POOLINGS,
+    SOURCE_WEIGHTS,
+    BackboneSpec,
+)
+from capsweep.settings.schema import (
+    BackboneConfig,
+    CapsweepConfig,
+    DataConfig,
+    HeadConfig,
+    TrainerConfig,
+)
+
+
+def check_settings(settings: CapsweepConfig) -> None:
+    """Raise :class:`CapsweepConfigError` on the first value that cannot work."""
+    check_data(settings.data)
+    check_backbone(settings.backbone, settings.data)
+    require_count("capacity.unfreeze", settings.capacity.unfreeze)
+    check_head(settings.head)
+    check_trainer(settings.trainer)
+    for key, value in (
+        ("tracking.uri", settings.tracking.uri),
+        ("tracking.experiment", settings.tracking.experiment),
+    ):
+        if not str(value or "").strip():
+            raise CapsweepConfigError(key, value, "must not be empty")
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """Look up a backbone by name, or raise naming the choices."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise CapsweepConfigError(
+            "backbone.name",
+            name,
+            "unknown backbone",
+            choices=sorted(BACKBONES),
+            fix="select one with backbone=<name>",
+        ) from None
+
+
+def check_input_size(name: str, input_size: Any) -> int:
+    """Return ``input_size`` if backbone ``name`` can take square images of that side."""
+    minimum = backbone_spec(name).min_input_size
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < minimum:
+        raise CapsweepConfigError(
+            "backbone.input_size",
+            input_size,
+            f"{name} needs square images of at least {minimum} pixels",
+            fix=f"set backbone.input_size={max(minimum, 32)} or larger",
+        )
+    return input_size
+
+
+def check_backbone(backbone: BackboneConfig, data: DataConfig) -> None:
+    """Raise on backbone options that cannot build or load."""
+    check_input_size(backbone.name, backbone.input_size)
+    for index, filters in enumerate(backbone.filters):
+        require_count(f"backbone.filters[{index}]", filters, minimum=1)
+    require_count("backbone.blocks_per_stage", backbone.blocks_per_stage, minimum=1)
+    if backbone.weights == SOURCE_WEIGHTS:
+        if data.name != "digits":
+            raise CapsweepConfigError(
+                "backbone.weights",
+                backbone.weights,
+                f"pretraining on a source task needs data=digits, not data={data.name}",
+                fix="set backbone.weights=imagenet, a weights file, or null",
+            )
+        pretrain = backbone.pretrain
+        require_count("backbone.pretrain.epochs", pretrain.epochs, minimum=1)
+        require_count("backbone.pretrain.batch_size", pretrain.batch_size, minimum=1)
+        _require_positive("backbone.pretrain.learning_rate", pretrain.learning_rate)
+        _require_fraction("backbone.pretrain.min_val_accuracy", pretrain.min_val_accuracy)
+    else:
+        check_weights(backbone.name, backbone.weights)
+
+
+def check_weights(name: str, weights: str | None) -> None:
+    """Raise unless ``weights`` is ``None``, ImageNet's for a backbone that has them, or a file."""
+    if weights is None:
+        return
+    if weights == IMAGENET_WEIGHTS:
+        if not backbone_spec(name).has_imagenet_weights:
+            raise CapsweepConfigError(
+                "backbone.weights",
+                weights,
+                f"{name} has no ImageNet weights",
+                fix="use backbone.weights=source, a weights file, or null",
+            )
+    elif not Path(weights).expanduser().is_file():
+        raise CapsweepConfigError(
+            "backbone.weights",
+            weights,
+            "no such weights file",
+            fix="give the path of a Keras weights file, imagenet, or null for random weights",
+        )
+
+
+def check_data(data: DataConfig) -> None:
+    """Raise on data options that are wrong before anything is loaded."""
+    if data.name not in DATASETS:
+        raise CapsweepConfigError(
+            "data.name",
+            data.name,
+            "unknown data set",
+            choices=DATASETS,
+            fix="select one with data=<name>",
+        )
+    for key, fraction in (
+        ("data.val_fraction", data.val_fraction),
+        ("data.test_fraction", data.test_fraction),
+    ):
+        if not 0.0 < fraction < 1.0:
+            raise CapsweepConfigError(key, fraction, "must be between 0 and 1", fix="e.g. 0.2")
+    if data.val_fraction + data.test_fraction >= 1.0:
+        raise CapsweepConfigError(
+            "data.val_fraction",
+            data.val_fraction,
+            f"with data.test_fraction={data.test_fraction} leaves no training images",
+            fix="make data.val_fraction + data.test_fraction less than 1",
+        )
+    if data.num_classes is not None:
+        require_count("data.num_classes", data.num_classes, minimum=2)
+    if data.name == "image_folder" and not data.path:
+        raise CapsweepConfigError(
+            "data.path",
+            data.path,
+            "image_folder needs a directory",
+            fix="set data.path=/path/to/images (one sub-folder per class)",
+        )
+    if data.name == "digits":
+        _check_digits(data)
+
+
+def _check_digits(data: DataConfig) -> None:
+    for key, classes in (
+        ("data.source_classes", data.source_classes),
+        ("data.target_classes", data.target_classes),
+    ):
+        if len(set(classes)) < 2 or any(c not in range(10) for c in classes):
+            raise CapsweepConfigError(
+                key, list(classes), "needs two or more distinct digits from 0 to 9"
+            )
+    overlap = set(data.source_classes) & set(data.target_classes)
+    if overlap:
+        raise CapsweepConfigError(
+            "data.target_classes",
+            list(data.target_classes),
+            f"shares classes {sorted(overlap)} with data.source_classes",
+            fix="transfer to digits the backbone was not pretrained on",
+        )
+    require_count("data.train_per_class", data.train_per_class, minimum=1)
+    require_count("data.val_size", data.val_size, minimum=1)
+
+
+def check_head(head: HeadConfig) -> None:
+    """Raise if the head options cannot build a head."""
+    require_count("head.depth", head.depth)
+    require_count("head.width", head.width, minimum=1)
+    if not 0.0 <= float(head.dropout) < 1.0:
+        raise CapsweepConfigError("head.dropout", head.dropout, "must be in [0, 1)", fix="e.g. 0.2")
+    if head.pooling not in POOLINGS:
+        raise CapsweepConfigError("head.pooling", head.pooling, "unknown pooling", choices=POOLINGS)
+    if head.activation not in ACTIVATIONS:
+        raise CapsweepConfigError(
+            "head.activation", head.activation, "unknown activation", choices=ACTIVATIONS
+        )
+
+
+def check_optimizer(name: str, learning_rate: float) -> None:
+    """Raise unless ``name`` is a known optimizer and ``learning_rate`` is positive."""
+    if name not in OPTIMIZERS:
+        raise CapsweepConfigError(
+            "trainer.optimizer", name, "unknown optimizer", choices=OPTIMIZERS
+        )
+    _require_positive("trainer.learning_rate", learning_rate)
+
+
+def check_trainer(trainer: TrainerConfig) -> None:
+    """Raise on training options that cannot train."""
+    require_count("trainer.epochs", trainer.epochs, minimum=1)
+    require_count("trainer.batch_size", trainer.batch_size, minimum=1)
+    check_optimizer(trainer.optimizer, trainer.learning_rate)
+    _require_positive("trainer.backbone_learning_rate", trainer.backbone_learning_rate)
+    if trainer.early_stopping_patience is not None:
+        require_count("trainer.early_stopping_patience", trainer.early_stopping_patience)
+    if trainer.verbose not in (0, 1, 2):
+        raise CapsweepConfigError(
+            "trainer.verbose", trainer.verbose, "is not a Keras verbosity", choices=(0, 1, 2)
+        )
+
+
+def _require_positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise CapsweepConfigError(key, value, "must be positive", fix=f"e.g. {key}=1e-3")
+
+
+def _require_fraction(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise CapsweepConfigError(key, value, "must be between 0 and 1", fix=f"e.g. {key}=0.9")

@@ -1,0 +1,78 @@
+"""Find the trials of dead workers and give their configurations back to the study.
+
+A worker killed by SIGKILL, an out-of-memory killer or a lost node leaves its Optuna trial
+RUNNING and its MLflow run RUNNING forever. Another ``capsweep -m`` on the same study fails
+such trials, ends their runs KILLED and queues their parameters again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from capsweep import tracking
+from capsweep.sweep.study import HEARTBEAT_ATTR, OWNER_ATTR, REQUEUED_ATTR, RUN_ID_PREFIX, tell
+
+log = logging.getLogger(__name__)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(trial: FrozenTrial, *, stale_after: float, now: float | None = None) -> bool:
+    """Whether a RUNNING trial's process is gone.
+
+    On this host a trial whose owning process has exited is stale at once; elsewhere, a
+    trial is stale when its heartbeat (refreshed every epoch) is older than ``stale_after``
+    seconds.
+    """
+    if trial.state != TrialState.RUNNING:
+        return False
+    owner = trial.user_attrs.get(OWNER_ATTR) or {}
+    local = owner.get("host") == socket.gethostname() and owner.get("pid") is not None
+    if local and not _process_alive(int(owner["pid"])):
+        return True
+    now = time.time() if now is None else now
+    started = trial.datetime_start.timestamp() if trial.datetime_start else now
+    last_beat = float(trial.user_attrs.get(HEARTBEAT_ATTR, started))
+    return now - last_beat > stale_after
+
+
+def recover_stale_trials(
+    study: optuna.Study, *, stale_after: float, tracking_uri: str
+) -> list[FrozenTrial]:
+    """Fail the RUNNING trials of dead workers, end their MLflow runs KILLED, queue them again.
+
+    SIGKILL gives a worker no chance to end its own runs: they would stay RUNNING forever.
+    """
+    stale = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if is_stale(trial, stale_after=stale_after)
+    ]
+    for trial in stale:
+        tell(study, trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number})
+        log.warning(
+            "Trial %d was left RUNNING by a dead worker (%s): marked FAIL, parameters %s queued "
+            "again",
+            trial.number,
+            trial.user_attrs.get(OWNER_ATTR),
+            trial.params,
+        )
+        for key, run_id in trial.user_attrs.items():
+            if key.startswith(RUN_ID_PREFIX):
+                tracking.end_if_running(tracking_uri, str(run_id), "KILLED")
+    return stale

@@ -1,0 +1,225 @@
+"""Optuna storage and study handling: open or resume a study, and recover from dead workers.
+
+Every process that touches the study (sweepers, trial workers, ``capsweep-report``) gets
+its storage from :func:`open_storage`, so they agree on what a URL means.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from capsweep.errors import CapsweepConfigError
+
+log = logging.getLogger(__name__)
+
+SPACE_ATTR = "capsweep.search_space"
+SIGNATURE_ATTR = "capsweep.search_space_signature"
+DIRECTIONS_ATTR = "capsweep.directions"
+OBJECTIVES_ATTR = "capsweep.objectives"
+OWNER_ATTR = "capsweep.owner"
+HEARTBEAT_ATTR = "capsweep.heartbeat"
+RUN_ID_PREFIX = "capsweep.run_id."
+RUN_ID_ATTR = RUN_ID_PREFIX + "{repeat}"
+METRICS_PREFIX = "capsweep.metrics."
+METRICS_ATTR = METRICS_PREFIX + "{repeat}"
+CURVE_ATTR = "capsweep.val_curve"
+TRAINABLE_ATTR = "capsweep.trainable_params"
+REQUEUED_ATTR = "capsweep.requeued_from"
+SURPLUS_ATTR = "capsweep.surplus"
+PARENT_RUN_ATTR = "capsweep.mlflow_parent_run_id"
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def is_journal_path(storage: str) -> bool:
+    return "://" not in storage
+
+
+def redact(storage: str) -> str:
+    """The storage URL with any password removed, safe to log and tag."""
+    if is_journal_path(storage):
+        return storage
+    parts = urlsplit(storage)
+    if parts.password is None:
+        return storage
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def storage_url(storage: str | None, outputs: str, study_name: str) -> str:
+    """The configured storage, or by default a journal file under ``outputs``."""
+    if storage:
+        return storage
+    return str(Path(outputs) / "optuna" / f"{study_name}.journal")
+
+
+def open_storage(storage: str) -> BaseStorage:
+    """Open a storage: a file path means Optuna's journal file; else an RDB URL.
+
+    Raises:
+        CapsweepConfigError: the storage cannot be reached or created.
+    """
+    if is_journal_path(storage):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(storage).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as error:
+            raise CapsweepConfigError(
+                "hydra.sweeper.storage",
+                storage,
+                f"cannot be opened ({error})",
+                fix="give a writable file path or a database URL",
+            ) from None
+    try:
+        return optuna.storages.RDBStorage(storage)
+    except Exception as error:  # SQLAlchemy raises many types for a bad or down server
+        raise CapsweepConfigError(
+            "hydra.sweeper.storage",
+            redact(storage),
+            f"cannot be reached ({type(error).__name__}: {str(error).splitlines()[0]})",
+            fix="check the URL, that the database server is up and its driver installed "
+            "(postgresql needs psycopg2: pip install 'capsweep[cluster]')",
+        ) from None
+
+
+def open_study(
+    storage: BaseStorage,
+    study_name: str,
+    *,
+    directions: Sequence[str],
+    objectives: Sequence[str],
+    space_signature: str,
+    space_description: dict[str, str],
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it to resume; return it and whether this call created it.
+
+    Raises:
+        CapsweepConfigError: the existing study searches another space or other directions.
+    """
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            directions=[str(d) for d in directions],  # type: ignore[misc]
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study.set_user_attr(SIGNATURE_ATTR, space_signature)
+        study.set_user_attr(SPACE_ATTR, space_description)
+        study.set_user_attr(DIRECTIONS_ATTR, list(directions))
+        study.set_user_attr(OBJECTIVES_ATTR, list(objectives))
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+    )
+    attrs = _wait_for_attrs(study)
+    stored = (attrs.get(DIRECTIONS_ATTR), attrs.get(OBJECTIVES_ATTR))
+    if stored != (list(directions), list(objectives)):
+        raise CapsweepConfigError(
+            "hydra.sweeper.direction",
+            list(directions),
+            f"study {study_name!r} was created with objectives {stored[1]} and directions "
+            f"{stored[0]}, and cannot be resumed with objectives {list(objectives)}",
+            fix="use the same objectives and directions, or a new hydra.sweeper.study_name",
+        )
+    if attrs.get(SIGNATURE_ATTR) != space_signature:
+        raise CapsweepConfigError(
+            "hydra.sweeper.params",
+            space_description,
+            f"study {study_name!r} was created with the search space "
+            f"{attrs.get(SPACE_ATTR)}, and cannot be resumed with another one",
+            fix="use the same params, or a new hydra.sweeper.study_name",
+        )
+    return study, False
+
+
+def _wait_for_attrs(study: optuna.Study, timeout: float = 30.0) -> dict[str, Any]:
+    """The study's attributes, waiting briefly for a concurrent creator to write them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        attrs = study.user_attrs
+        if (DIRECTIONS_ATTR in attrs and SIGNATURE_ATTR in attrs) or time.monotonic() > deadline:
+            return attrs
+        time.sleep(0.2)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> None:
+    """``study.tell`` that tolerates GridSampler's ``study.stop()`` outside ``optimize()``.
+
+    When the grid is used up, GridSampler calls ``study.stop()`` from ``after_trial``,
+    which raises under ask/tell; Optuna has stored the trial's result by then.
+    """
+    try:
+        study.tell(trial, **result)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
+
+
+def owner_tag() -> dict[str, Any]:
+    """Who is running a trial: host, process id and, under Slurm, the job id."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
+
+
+def count_states(study: optuna.Study) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state] += 1
+    return counts
+
+
+def trials_ahead(study: optuna.Study, number: int) -> int:
+    """How many trials before ``number`` are finished, running or queued."""
+    active = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+    return sum(
+        1 for t in study.get_trials(deepcopy=False) if t.number < number and t.state in active
+    )
+
+
+def trial_handle(storage: BaseStorage, study_name: str, number: int, **load: Any) -> optuna.Trial:
+    """An ``optuna.Trial`` for trial ``number`` of a study, usable from any process.
+
+    Workers on other hosts report intermediate values and ask ``should_prune`` through it.
+    """
+    study = optuna.load_study(study_name=study_name, storage=storage, **load)
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    return optuna.Trial(study, trial_id)
+
+
+# The metrics a sweep may optimize: a trial's final metrics (capsweep.training.TrialMetrics).
+OBJECTIVE_METRICS = (
+    "val_accuracy",
+    "train_accuracy",
+    "test_accuracy",
+    "overfit_gap",
+    "trainable_params",
+    "non_trainable_params",
+    "total_params",
+    "fit_seconds",
+    "seconds_per_epoch",
+    "samples_per_second",
+)

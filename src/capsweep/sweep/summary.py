@@ -1,0 +1,138 @@
+"""A sweep's summary: its MLflow parent run, the trial table and the recommendation.
+
+Used by the sweep loop after every batch and by ``capsweep-report``; it reads the study
+and MLflow and never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig
+from optuna.trial import TrialState
+
+from capsweep import tracking
+from capsweep.report import write_report
+from capsweep.select import Recommendation, TrialRecord, recommend, summarize
+from capsweep.sweep import study as studies
+from capsweep.sweep.records import records_from_study
+
+log = logging.getLogger(__name__)
+
+RECOMMENDED_ATTR = "capsweep.recommended_run_id"
+RECOMMENDED_TAG = "capsweep.recommended"
+
+
+@dataclass
+class Report:
+    records: list[TrialRecord]
+    summaries: list[Any]
+    recommendation: Recommendation | None
+    files: dict[str, Path]
+    problem: str | None = None
+
+
+def build_report(study: optuna.Study, directory: Path, **pick: Any) -> Report:
+    """Summarize the study's finished trials, recommend one, and write the report files."""
+    records = records_from_study(study)
+    summaries = summarize(records)
+    try:
+        recommendation = recommend(summaries, **pick)
+    except ValueError as error:
+        return Report(records, summaries, None, {}, problem=str(error))
+    files = write_report(directory, records, summaries, recommendation)
+    return Report(records, summaries, recommendation, files)
+
+
+class SweepSummary:
+    """The study's MLflow parent run, kept up to date as trials finish."""
+
+    def __init__(
+        self, config: DictConfig, study: optuna.Study, parent_run_id: str, report_dir: Path
+    ) -> None:
+        self.uri = str(config.tracking.uri)
+        self.study = study
+        self.parent_run_id = parent_run_id
+        self.report_dir = report_dir
+
+    @classmethod
+    def open(
+        cls,
+        config: DictConfig,
+        study: optuna.Study,
+        *,
+        created: bool,
+        storage_url: str,
+        report_dir: Path,
+    ) -> SweepSummary:
+        """Create the parent run (the study's creator does) or find it (everyone else)."""
+        uri, experiment = str(config.tracking.uri), str(config.tracking.experiment)
+        parent = study.user_attrs.get(studies.PARENT_RUN_ATTR)
+        if parent is None and not created:
+            parent = _wait_for_parent(study)
+        if parent is None:
+            parent = tracking.create_parent_run(
+                uri,
+                experiment,
+                study_name=study.study_name,
+                storage=studies.redact(storage_url),
+            )
+            study.set_user_attr(studies.PARENT_RUN_ATTR, parent)
+        return cls(config, study, parent, report_dir)
+
+    def update(self, *, final: bool = False, **pick: Any) -> Report:
+        """Rewrite the report files, log them to the parent run, tag the recommended run.
+
+        ``pick`` takes :func:`capsweep.select.recommend`'s options (tolerance, max_overfit_gap).
+        """
+        report = build_report(self.study, self.report_dir, **pick)
+        client = tracking.client_for(self.uri)
+        if report.recommendation is None:
+            if final:
+                log.warning("No recommendation yet: %s", report.problem)
+            return report
+        for path in report.files.values():
+            client.log_artifact(self.parent_run_id, str(path), "summary")
+        complete = sum(1 for r in report.records if r.state == TrialState.COMPLETE.name)
+        tracking.TrialRun(client, self.parent_run_id).log_metrics(
+            {
+                "best_val_accuracy": report.recommendation.best.val_accuracy,
+                "recommended_val_accuracy": report.recommendation.chosen.val_accuracy,
+                "recommended_trainable_params": report.recommendation.chosen.trainable_params,
+                "complete_trials": complete,
+            },
+            step=complete,
+        )
+        self._tag_recommended(client, report.recommendation)
+        if final:
+            log.info("Recommendation: %s", report.recommendation.reason)
+            log.info("Report written to %s", self.report_dir)
+        return report
+
+    def _tag_recommended(self, client: Any, recommendation: Recommendation) -> None:
+        run_ids = [run_id for run_id in recommendation.chosen.run_ids if run_id]
+        previous = self.study.user_attrs.get(RECOMMENDED_ATTR) or []
+        for run_id in previous:
+            if run_id not in run_ids:
+                client.set_tag(run_id, RECOMMENDED_TAG, "false")
+        for run_id in run_ids:
+            client.set_tag(run_id, RECOMMENDED_TAG, "true")
+        client.set_tag(self.parent_run_id, "capsweep.recommendation", recommendation.reason[:5000])
+        if previous != run_ids:
+            self.study.set_user_attr(RECOMMENDED_ATTR, run_ids)
+
+
+def _wait_for_parent(study: optuna.Study, timeout: float = 60.0) -> str | None:
+    """Wait for the worker that created the study to record its parent run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parent = study.user_attrs.get(studies.PARENT_RUN_ATTR)  # read from storage each time
+        if parent:
+            return str(parent)
+        time.sleep(0.5)
+    return None

@@ -1,0 +1,123 @@
+"""Pretrained weights for the embedded default: train the backbone once on the source task.
+
+The weights are cached under ``<outputs>/pretrained/`` in a file keyed by everything that
+produced them, and used through the same ``backbone.weights=<path>`` loading as any
+user's file. Files are written under a temporary name and renamed into place, so a killed
+pretraining never leaves a file a later run would trust.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import keras
+
+from capsweep.data import digits_source
+from capsweep.errors import CapsweepConfigError
+from capsweep.model.backbones import build_backbone, preprocessing_mode
+from capsweep.model.layers import ImagePreprocessing
+from capsweep.settings import BackboneConfig, DataConfig
+
+log = logging.getLogger(__name__)
+
+
+def source_weights_path(backbone: BackboneConfig, data: DataConfig, outputs: str) -> Path:
+    """Where the source-pretrained weights for this configuration live."""
+    recipe = {
+        "backbone": backbone.name,
+        "input_size": backbone.input_size,
+        "filters": list(backbone.filters),
+        "blocks_per_stage": backbone.blocks_per_stage,
+        "pretrain": dataclasses.asdict(backbone.pretrain),
+        "source_classes": list(data.source_classes),
+        "val_fraction": data.val_fraction,
+        "split_seed": data.split_seed,
+        "keras": keras.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(outputs) / "pretrained" / f"{backbone.name}-{data.name}-{digest}.weights.h5"
+
+
+def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: str) -> Path:
+    """Return the path of source-pretrained weights, pretraining them first if needed."""
+    if data.name != "digits":
+        raise CapsweepConfigError(
+            "backbone.weights",
+            "source",
+            f"pretraining on a source task needs data=digits, not data={data.name}",
+            fix="set backbone.weights=imagenet, a weights file, or null",
+        )
+    path = source_weights_path(backbone, data, outputs)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "Pretraining %s on digits %s (once; cached at %s)",
+        backbone.name,
+        list(data.source_classes),
+        path,
+    )
+    model, accuracy = _pretrain(backbone, data)
+    summary = {"source_val_accuracy": accuracy, "source_classes": list(data.source_classes)}
+    if accuracy < backbone.pretrain.min_val_accuracy:
+        raise RuntimeError(
+            f"pretraining {backbone.name} reached source val_accuracy {accuracy:.3f} in "
+            f"inference mode, below backbone.pretrain.min_val_accuracy="
+            f"{backbone.pretrain.min_val_accuracy}; raise backbone.pretrain.epochs"
+        )
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.weights.h5")
+    model.save_weights(str(temporary))
+    _write_json(path.with_suffix("").with_suffix(".json"), summary)
+    os.replace(temporary, path)
+    log.info("Source val_accuracy (inference mode): %.3f", accuracy)
+    return path
+
+
+def source_accuracy(weights_path: Path) -> float:
+    """The inference-mode source accuracy recorded beside cached weights."""
+    summary = json.loads(weights_path.with_suffix("").with_suffix(".json").read_text())
+    return float(summary["source_val_accuracy"])
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(payload, indent=2))
+    os.replace(temporary, path)
+
+
+def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.Model, float]:
+    settings = backbone_config.pretrain
+    keras.utils.set_random_seed(settings.seed)
+    source = digits_source(data, backbone_config.input_size)
+    backbone = build_backbone(
+        backbone_config.name,
+        backbone_config.input_size,
+        None,
+        filters=backbone_config.filters,
+        blocks_per_stage=backbone_config.blocks_per_stage,
+    )
+    inputs = keras.Input(backbone.input_shape[1:])
+    x = ImagePreprocessing(preprocessing_mode(backbone_config.name))(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(backbone(x))
+    outputs = keras.layers.Dense(source.num_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        keras.optimizers.Adam(settings.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(
+        source.train.images,
+        source.train.labels,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        verbose=2,
+    )
+    # evaluate() runs BatchNorm in inference mode: the mode a frozen backbone is used in.
+    _, accuracy = model.evaluate(source.val.images, source.val.labels, verbose=0)
+    return backbone, float(accuracy)

@@ -1,0 +1,192 @@
+"""One trial: build the model for a capacity setting, train it, and record what it measured.
+
+A trial records through a :class:`Recorder` (an MLflow run in practice, see
+:mod:`capsweep.tracking`), so this module knows no tracking library. The settings arrive
+checked by :func:`capsweep.settings.check_settings`; only what needs the built model
+(units available to unfreeze) is checked here, in :func:`prepare_trial`, before the caller
+opens a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import keras
+
+from capsweep.data import Dataset, load_dataset
+from capsweep.errors import CapsweepConfigError, StopTraining
+from capsweep.model.backbones import build_backbone, preprocessing_mode
+from capsweep.model.capacity import CapacityReport, units_to_unfreeze
+from capsweep.model.transfer import TransferModel, build_transfer_model
+from capsweep.settings import CapsweepConfig
+from capsweep.settings.choices import SOURCE_WEIGHTS
+from capsweep.train.curves import learning_curve
+from capsweep.train.fit import EpochListener, TrialMetrics, fit_and_evaluate
+from capsweep.train.graph_memory import released_trial_graphs
+from capsweep.train.pretrain import ensure_source_weights, source_weights_path
+
+log = logging.getLogger(__name__)
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class Recorder(Protocol):
+    """Where a trial records its inputs and results (an MLflow run, for capsweep)."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, str]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None: ...
+
+
+@dataclass
+class TrialOutcome:
+    """How a trial ended: COMPLETE with metrics, or PRUNED at an epoch."""
+
+    run_id: str
+    state: str
+    metrics: TrialMetrics | None = None
+    pruned_at_epoch: int | None = None
+
+
+@dataclass
+class PreparedTrial:
+    """The data and the built model of one trial, ready to train."""
+
+    data: Dataset
+    transfer: TransferModel
+
+
+@contextlib.contextmanager
+def trial_session(seed: int) -> Iterator[None]:
+    """A fresh Keras session, seeded, whose graphs are given back when the trial ends.
+
+    Trials that run one after another in one process must not accumulate graphs.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    with released_trial_graphs():
+        yield
+
+
+def resolve_weights(settings: CapsweepConfig) -> str | None:
+    """The weights to load: ``imagenet``, ``None`` or a file (pretrained first for ``source``)."""
+    backbone = settings.backbone
+    if backbone.weights != SOURCE_WEIGHTS:
+        return backbone.weights
+    if not source_weights_path(backbone, settings.data, settings.paths.outputs).is_file():
+        # Pretraining takes a minute: refuse a count of units the backbone lacks before it.
+        random_init = build_backbone(
+            backbone.name,
+            backbone.input_size,
+            None,
+            filters=backbone.filters,
+            blocks_per_stage=backbone.blocks_per_stage,
+        )
+        capacity = settings.capacity
+        units_to_unfreeze(random_init, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
+    return str(ensure_source_weights(backbone, settings.data, settings.paths.outputs))
+
+
+def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
+    """Load the data and build the model; raises before anything is recorded."""
+    data = load_dataset(settings.data, settings.backbone.input_size)
+    if settings.data.num_classes is not None and settings.data.num_classes != data.num_classes:
+        raise CapsweepConfigError(
+            "data.num_classes",
+            settings.data.num_classes,
+            f"but data={settings.data.name} has {data.num_classes} classes",
+            fix="leave data.num_classes unset to infer it",
+        )
+    backbone = build_backbone(
+        settings.backbone.name,
+        settings.backbone.input_size,
+        resolve_weights(settings),
+        filters=settings.backbone.filters,
+        blocks_per_stage=settings.backbone.blocks_per_stage,
+    )
+    transfer = build_transfer_model(
+        backbone,
+        preprocessing_mode(settings.backbone.name),
+        data.num_classes,
+        settings.capacity,
+        settings.head,
+    )
+    return PreparedTrial(data, transfer)
+
+
+def train_trial(
+    prepared: PreparedTrial,
+    settings: CapsweepConfig,
+    recorder: Recorder,
+    *,
+    listeners: Sequence[EpochListener] = (),
+    on_started: Callable[[str, CapacityReport], None] | None = None,
+    title: str | None = None,
+) -> TrialOutcome:
+    """Train a prepared trial, recording per-epoch metrics, results and artifacts.
+
+    Args:
+        prepared: What :func:`prepare_trial` built.
+        settings: The trial's settings (trainer options, what to log).
+        recorder: Where to record; the caller has logged the inputs and ends the run.
+        listeners: Called after each epoch; one may raise StopTraining to end the trial
+            early, which is then recorded as PRUNED.
+        on_started: Called with the run id and the capacity report before training.
+        title: The learning curve's title.
+    """
+    transfer = prepared.transfer
+    recorder.log_text(json.dumps(transfer.report.as_dict(), indent=2), "capacity_report.json")
+    recorder.log_metrics({"available_units": transfer.report.available_units})
+    if on_started is not None:
+        on_started(recorder.run_id, transfer.report)
+
+    def log_epoch(epoch: int, logs: dict[str, float]) -> None:
+        recorder.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
+
+    try:
+        metrics = fit_and_evaluate(
+            transfer, prepared.data, settings.trainer, [log_epoch, *listeners]
+        )
+    except StopTraining as stop:
+        recorder.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
+        log.info("Trial stopped early: %s (run %s)", stop, recorder.run_id)
+        return TrialOutcome(run_id=recorder.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
+    # Step after the last epoch, so the final metrics (best-epoch weights, inference mode)
+    # show as the latest val_accuracy rather than the last epoch's value.
+    recorder.log_metrics(metrics.scalars(), step=metrics.epochs_run)
+    if settings.tracking.log_artifacts:
+        recorder.log_text(model_summary(transfer.model), "model_summary.txt")
+        figure = learning_curve(metrics.history, title=title or settings.backbone.name)
+        recorder.log_figure(figure, "learning_curve.png")
+    recorder.set_tags({"capsweep.state": "COMPLETE"})
+    log.info(
+        "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
+        "fit_seconds=%.1f (run %s)",
+        metrics.val_accuracy,
+        metrics.train_accuracy,
+        metrics.test_accuracy,
+        metrics.trainable_params,
+        metrics.fit_seconds,
+        recorder.run_id,
+    )
+    return TrialOutcome(run_id=recorder.run_id, state="COMPLETE", metrics=metrics)
+
+
+def model_summary(model: keras.Model) -> str:
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"), expand_nested=False)
+    return buffer.getvalue()
