@@ -10,7 +10,7 @@ import contextlib
 import logging
 import socket
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from capsweep.signals import Terminated
+from capsweep.signals import Terminated, uninterrupted
 
 log = logging.getLogger(__name__)
+
+# MLflow announces its schema set-up at INFO on every new store; nothing to act on.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 PARENT_TAG = "mlflow.parentRunId"
 _BATCH = 100  # MLflow's limit of params per log_batch call
@@ -93,24 +96,29 @@ class TrialRun:
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(key, value[:6000]) for key, value in params.items()]
         for start in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, params=items[start : start + _BATCH])
+            with uninterrupted():
+                self.client.log_batch(self.run_id, params=items[start : start + _BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with uninterrupted():
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         import time
 
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()]
-        )
+        with uninterrupted():
+            self.client.log_batch(
+                self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()]
+            )
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        with uninterrupted():
+            self.client.log_text(self.run_id, text, artifact_file)
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
-        self.client.log_figure(self.run_id, figure, artifact_file)
+        with uninterrupted():
+            self.client.log_figure(self.run_id, figure, artifact_file)
 
 
 @contextlib.contextmanager
@@ -131,28 +139,21 @@ def trial_run(
     all_tags.update(tags or {})
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    run = client.create_run(
-        experiment_id(client, uri, experiment),
-        run_name=run_name,
-        tags={k: str(v) for k, v in all_tags.items()},
-    )
-    run_id = run.info.run_id
-    try:
-        yield TrialRun(client, run_id)
-    except (KeyboardInterrupt, Terminated):
-        client.set_terminated(run_id, "KILLED")
-        raise
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    with uninterrupted():
+        run = client.create_run(
+            experiment_id(client, uri, experiment),
+            run_name=run_name,
+            tags={k: str(v) for k, v in all_tags.items()},
+        )
+    with _ended_by_outcome(client, run.info.run_id):
+        yield TrialRun(client, run.info.run_id)
 
 
 def create_parent_run(uri: str, experiment: str, *, study_name: str, storage: str) -> str:
     """Create a study's parent run; children nest under it from any process or host.
 
-    The run is ended at once (FINISHED): it only holds the sweep's summary, which is
-    logged to it as trials finish, so a killed sweep never leaves it RUNNING.
+    It holds the sweep's summary, logged as trials finish; :func:`sweep_run` keeps it
+    RUNNING while a sweep works on the study.
     """
     client = client_for(uri)
     run = client.create_run(
@@ -166,8 +167,44 @@ def create_parent_run(uri: str, experiment: str, *, study_name: str, storage: st
             "capsweep.git_commit": git_commit(),
         },
     )
-    client.set_terminated(run.info.run_id, "FINISHED")
     return str(run.info.run_id)
+
+
+@contextlib.contextmanager
+def sweep_run(uri: str, run_id: str, *, others_at_work: Callable[[], bool]) -> Iterator[None]:
+    """Keep a study's parent run RUNNING while this sweep works on the study.
+
+    It ends FAILED when the sweep raises, KILLED on Ctrl-C or SIGTERM, and FINISHED when
+    the sweep is done, unless ``others_at_work()`` says other workers still have trials
+    under way: the last one to finish ends it.
+    """
+    client = client_for(uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        with uninterrupted():
+            client.update_run(run_id, status="RUNNING")  # resumed
+    with _ended_by_outcome(client, run_id, finished=lambda: not others_at_work()):
+        yield
+
+
+@contextlib.contextmanager
+def _ended_by_outcome(
+    client: MlflowClient, run_id: str, *, finished: Callable[[], bool] = lambda: True
+) -> Iterator[None]:
+    """End the run KILLED on SIGINT/SIGTERM, FAILED on an exception, else FINISHED (if
+    ``finished()``); each write is done whole, whatever signal arrives meanwhile."""
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated):
+        with uninterrupted():
+            client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        with uninterrupted():
+            client.set_terminated(run_id, "FAILED")
+        raise
+    if finished():
+        with uninterrupted():
+            client.set_terminated(run_id, "FINISHED")
 
 
 def end_if_running(uri: str, run_id: str, status: str) -> None:

@@ -31,6 +31,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Every setting is checked before TensorFlow or MLflow is imported.
     """
     settings = load_settings(cfg)
+    from capsweep.train.device import start_tensorflow
+
+    start_tensorflow()  # once per process, without TensorFlow's start-up noise
     if settings.trial.number is not None:
         from capsweep.cli.sweep_job import run_sweep_job
 
@@ -55,10 +58,10 @@ def _hydra_task(cfg: DictConfig) -> Any:
 
 def main() -> None:
     """Console entry point."""
-    from capsweep.signals import raise_on_sigterm
+    from capsweep.signals import install_signal_handlers
 
     register_configs()
-    raise_on_sigterm()
+    install_signal_handlers()
     _hydra_task()
 
 

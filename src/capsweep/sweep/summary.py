@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from capsweep import tracking
 from capsweep.report import write_report
 from capsweep.select import Recommendation, TrialRecord, recommend, summarize
+from capsweep.signals import uninterrupted
 from capsweep.sweep import study as studies
 from capsweep.sweep.records import records_from_study
 
@@ -41,6 +42,9 @@ def build_report(study: optuna.Study, directory: Path, **pick: Any) -> Report:
     """Summarize the study's finished trials, recommend one, and write the report files."""
     records = records_from_study(study)
     summaries = summarize(records)
+    repeats = study.user_attrs.get(studies.REPEATS_ATTR) or {}
+    if int(repeats.get("repeats", 1)) > 1:
+        pick.setdefault("repeat_over", repeats.get("over"))
     try:
         recommendation = recommend(summaries, **pick)
     except ValueError as error:
@@ -85,17 +89,20 @@ class SweepSummary:
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent)
         return cls(config, study, parent, report_dir)
 
-    def update(self, *, final: bool = False, **pick: Any) -> Report:
+    def update(self, **pick: Any) -> Report:
         """Rewrite the report files, log them to the parent run, tag the recommended run.
 
         ``pick`` takes :func:`capsweep.select.recommend`'s options (tolerance, max_overfit_gap).
         """
         report = build_report(self.study, self.report_dir, **pick)
+        with uninterrupted():  # an interrupted MLflow write would keep its database locked
+            self._record(report)
+        return report
+
+    def _record(self, report: Report) -> None:
         client = tracking.client_for(self.uri)
         if report.recommendation is None:
-            if final:
-                log.warning("No recommendation yet: %s", report.problem)
-            return report
+            return
         for path in report.files.values():
             client.log_artifact(self.parent_run_id, str(path), "summary")
         complete = sum(1 for r in report.records if r.state == TrialState.COMPLETE.name)
@@ -109,10 +116,6 @@ class SweepSummary:
             step=complete,
         )
         self._tag_recommended(client, report.recommendation)
-        if final:
-            log.info("Recommendation: %s", report.recommendation.reason)
-            log.info("Report written to %s", self.report_dir)
-        return report
 
     def _tag_recommended(self, client: Any, recommendation: Recommendation) -> None:
         run_ids = [run_id for run_id in recommendation.chosen.run_ids if run_id]
