@@ -46,7 +46,7 @@ def test_sweep_trials_run_as_slurm_jobs(tmp_path: Path) -> None:
         "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
         "hydra.launcher.timeout_min=15", "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.mem_gb=4",
-        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.repeats=1",
         "backbone.weights=null", "backbone.input_size=8", "backbone.filters=[4,4,4]",
         "backbone.blocks_per_stage=1", "trainer.epochs=2", "trainer.verbose=0",
         "capacity.unfreeze=range(0,2)", "head.depth=choice(0,1)",

@@ -2,22 +2,30 @@
 
 Each sweep trains a tiny configuration (8-pixel digits, 2 epochs, random weights), so
 these tests check the plumbing between Hydra, Optuna and MLflow, not accuracy.
+
+Tests that must catch a worker in the middle of a trial do not guess when that is: they
+wait for the trial's own sign (RUNNING with a heartbeat in the study's journal), freeze the
+worker with SIGSTOP, and read the journal again while nothing can change it. They do not
+depend on the machine's speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from capsweep.sweep import study as studies
 
@@ -32,8 +40,20 @@ TINY = [
     "trainer.epochs=2",
     "trainer.verbose=0",
     "tracking.log_artifacts=false",
+    # One job per configuration, whatever the default sweep's repeats; the repeats test
+    # sets its own (a later override wins).
+    "hydra.sweeper.repeats=1",
 ]
 GRID = ["capacity.unfreeze=range(0,2)", "head.depth=choice(0,1)"]
+# For tests that catch a worker mid-trial: one job per trial (whatever the default sweep's
+# repeats), long enough that the worker is caught in the trial it started, not after it.
+LONG_TRIALS = [
+    "trainer.epochs=30",
+    "trainer.early_stopping_patience=null",
+]
+# Bounds that only a broken or hung worker reaches; a test fails loudly at them.
+STARTS_TRAINING_WITHIN = 300.0  # seconds from launch to a trial's first heartbeat
+FINISHES_WITHIN = 400.0  # seconds for a worker to finish its sweep
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +92,133 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
 def load(outputs: Path, study: str) -> optuna.Study:
     storage = studies.open_storage(str(outputs / "optuna" / f"{study}.journal"))
     return optuna.load_study(study_name=study, storage=storage)
+
+
+def journal_of(outputs: Path, study: str) -> Path:
+    return outputs / "optuna" / f"{study}.journal"
+
+
+def start_worker(command: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``capsweep -m`` unbuffered, its output in ``log`` (a file: never a pipe that
+    fills up and blocks it), in its own session so ``os.killpg`` reaches all it starts."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no output)"
+
+
+def end_worker(process: subprocess.Popen[bytes]) -> None:
+    """Kill a worker's process group if it is still there, stopped or not, and reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # SIGKILL ends a stopped process too
+            os.killpg(process.pid, signal.SIGCONT)
+        process.wait()
+
+
+def wait_for_exit(process: subprocess.Popen[bytes], log: Path, name: str) -> None:
+    try:
+        process.wait(timeout=FINISHES_WITHIN)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name} did not finish within {FINISHES_WITHIN:.0f} s:\n{tail(log)}")
+    assert process.returncode == 0, f"{name} exited with {process.returncode}:\n{tail(log)}"
+
+
+def training_trials(outputs: Path, study: str, pid: int) -> list[FrozenTrial]:
+    """The RUNNING trials of worker ``pid`` that started training (they have a heartbeat)."""
+    if not journal_of(outputs, study).exists():
+        return []
+    try:
+        trials = load(outputs, study).get_trials()
+    except KeyError:  # the journal is there, the study not yet
+        return []
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and studies.HEARTBEAT_ATTR in t.user_attrs
+        and t.user_attrs.get(studies.OWNER_ATTR, {}).get("pid") == pid
+    ]
+
+
+def stop(process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    """SIGSTOP a worker's process group; return once the worker has stopped."""
+    os.killpg(process.pid, signal.SIGSTOP)
+    while True:
+        pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+        if pid and os.WIFSTOPPED(status):
+            return
+        if pid:  # it exited, and was reaped here: tell Popen
+            process.returncode = os.waitstatus_to_exitcode(status)
+            pytest.fail(
+                f"the worker exited ({process.returncode}) instead of stopping:\n{tail(log)}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail("the worker did not stop on SIGSTOP")
+        time.sleep(0.01)
+
+
+def holds_a_lock(journal: Path, database: Path) -> bool:
+    """Whether a stopped worker holds the journal's lock or a lock on the MLflow database.
+
+    Stopped like that it would block every other process: Optuna breaks a journal lock
+    held 30 s behind the holder's back, and MLflow gives up on a locked database after 20 s.
+    """
+    if os.path.lexists(f"{journal}.lock"):  # Optuna's JournalFileSymlinkLock
+        return True
+    connection = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        connection.execute("BEGIN EXCLUSIVE")  # fails while another connection holds a lock
+        connection.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        connection.close()
+
+
+def pause_during_a_trial(
+    process: subprocess.Popen[bytes], outputs: Path, study: str, uri: str, log: Path
+) -> FrozenTrial:
+    """Stop the worker while it trains a trial and holds no lock; return that trial.
+
+    Waits for the trial's own sign (RUNNING with a heartbeat in the journal), stops the
+    worker, then reads the journal again: a stopped worker cannot change it, so the trial
+    returned stays RUNNING for as long as the worker stays stopped. If the worker moved
+    on in between, or was stopped holding a lock, it is resumed and caught again.
+    """
+    deadline = time.monotonic() + STARTS_TRAINING_WITHIN
+    database = Path(uri.removeprefix("sqlite:///"))
+    while True:
+        while not training_trials(outputs, study, process.pid):
+            if process.poll() is not None:
+                pytest.fail(
+                    f"the worker exited ({process.returncode}) before a trial started "
+                    f"training:\n{tail(log)}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"no trial started training within {STARTS_TRAINING_WITHIN:.0f} s:\n{tail(log)}"
+                )
+            time.sleep(0.2)
+        stop(process, log, deadline)
+        caught = training_trials(outputs, study, process.pid)
+        if len(caught) > 1:
+            pytest.fail(f"one worker trains {len(caught)} trials at once: {caught}")
+        if caught and not holds_a_lock(journal_of(outputs, study), database):
+            return caught[0]
+        os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.05)  # let it finish the write in progress
 
 
 def runs(uri: str, experiment: str) -> list[Any]:
@@ -191,30 +338,18 @@ def test_sweep_killed_midway_resumes_and_retries_the_killed_trial(
         "killed",
         "capacity.unfreeze=range(0,3)",
         "head.depth=choice(0)",
-        "trainer.epochs=30",
+        *LONG_TRIALS,
     )
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    victim = None
-    deadline = time.monotonic() + 300
-    while victim is None and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.5)
-        journal = outputs / "optuna" / "killed.journal"
-        if not journal.exists():
-            continue
-        for trial in load(outputs, "killed").get_trials():
-            if trial.state == TrialState.RUNNING and studies.HEARTBEAT_ATTR in trial.user_attrs:
-                victim = trial
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert victim is not None, "no trial started training before the deadline"
+    log = tmp_path / "killed.log"
+    process = start_worker(command, tmp_path, log)
+    try:
+        # Caught mid-trial and stopped, so the trial is still RUNNING when SIGKILL lands.
+        victim = pause_during_a_trial(process, outputs, "killed", mlflow_uri, log)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        end_worker(process)
+    assert process.returncode == -signal.SIGKILL
 
     result = run(command, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -274,31 +409,50 @@ def test_trial_in_a_worker_process_is_pruned_through_the_storage(
 def test_two_workers_share_one_study_without_exceeding_n_trials(
     tmp_path: Path, mlflow_uri: str
 ) -> None:
+    """Worker A is stopped in its first trial; B, started then, trains the others.
+
+    B sees A's trial RUNNING and its process alive, so it leaves it alone and trains the
+    other n_trials - 1 grid points; A, resumed, finishes its trial and asks no more. With
+    Hydra's basic launcher a trial runs in its sweeper's own process, so stopping A stops
+    its trial.
+    """
+    n_trials = 3
     outputs = tmp_path / "outputs"
-    command = sweep_command(outputs, mlflow_uri, "shared", *GRID, "hydra.sweeper.n_trials=3")
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    workers = [
-        subprocess.Popen(
-            command,
-            cwd=tmp_path,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+    command = sweep_command(
+        outputs, mlflow_uri, "shared", *GRID, f"hydra.sweeper.n_trials={n_trials}", *LONG_TRIALS
+    )
+    log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
+    worker_a = start_worker(command, tmp_path, log_a)
+    try:
+        paused = pause_during_a_trial(worker_a, outputs, "shared", mlflow_uri, log_a)
+        assert [t.number for t in load(outputs, "shared").get_trials()] == [paused.number], (
+            "worker A finished a trial before it was paused: make LONG_TRIALS longer"
         )
-        for _ in range(2)
-    ]
-    errors = [worker.communicate(timeout=600)[1] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], errors
+        worker_b = start_worker(command, tmp_path, log_b)
+        try:
+            wait_for_exit(worker_b, log_b, "worker B (worker A stopped)")
+        finally:
+            end_worker(worker_b)
+        os.killpg(worker_a.pid, signal.SIGCONT)
+        wait_for_exit(worker_a, log_a, "worker A (resumed)")
+    finally:
+        end_worker(worker_a)
+
     trials = load(outputs, "shared").get_trials()
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 3
-    points = [(t.params["capacity.unfreeze"], t.params["head.depth"]) for t in complete]
-    assert len(set(points)) == 3  # no grid point trained twice
-    owners = {t.user_attrs[studies.OWNER_ATTR]["pid"] for t in complete}
-    assert len(owners) == 2  # both workers trained
-    parents = {r.data.tags["mlflow.parentRunId"] for r in children(mlflow_uri, "shared")}
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * n_trials
+    points = [(t.params["capacity.unfreeze"], t.params["head.depth"]) for t in trials]
+    assert len(set(points)) == n_trials  # no grid point trained twice
+    owners = [t.user_attrs[studies.OWNER_ATTR]["pid"] for t in trials]
+    assert Counter(owners) == {worker_a.pid: 1, worker_b.pid: n_trials - 1}
+    assert trials[paused.number].user_attrs[studies.OWNER_ATTR]["pid"] == worker_a.pid
+    # Trained where it was asked: in the sweeper's own process (basic launcher).
+    assert [t.user_attrs["capsweep.worker.0"]["pid"] for t in trials] == owners
+    parents = [r for r in runs(mlflow_uri, "shared") if r.data.tags.get("capsweep.role")]
     assert len(parents) == 1
+    kids = children(mlflow_uri, "shared")
+    assert len(kids) == n_trials
+    assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parents[0].info.run_id}
+    assert {r.info.status for r in kids} == {"FINISHED"}
 
 
 @pytest.mark.slow
