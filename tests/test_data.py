@@ -37,8 +37,10 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def load(folder: Path, split_seed: int = 0) -> Dataset:
-    config = DataConfig(name="image_folder", path=str(folder), split_seed=split_seed)
+def load(folder: Path, split_seed: int = 0, test_seed: int = 0) -> Dataset:
+    config = DataConfig(
+        name="image_folder", path=str(folder), split_seed=split_seed, test_seed=test_seed
+    )
     return load_dataset(config, SIZE)
 
 
@@ -97,8 +99,20 @@ def test_image_folder_split_is_reproducible_with_the_same_seed(folder: Path) -> 
         np.testing.assert_array_equal(labels, labels_again)
 
 
-def test_image_folder_split_changes_with_the_seed(folder: Path) -> None:
+def test_image_folder_split_seed_redraws_train_and_validation(folder: Path) -> None:
     first, other = load(folder, split_seed=0), load(folder, split_seed=1)
+
+    assert sorted(identities(first.val.images)) != sorted(identities(other.val.images))
+
+
+def test_image_folder_test_split_stays_when_the_split_seed_changes(folder: Path) -> None:
+    first, other = load(folder, split_seed=0), load(folder, split_seed=1)
+
+    assert sorted(identities(first.test.images)) == sorted(identities(other.test.images))
+
+
+def test_image_folder_test_split_follows_the_test_seed(folder: Path) -> None:
+    first, other = load(folder, test_seed=0), load(folder, test_seed=1)
 
     assert sorted(identities(first.test.images)) != sorted(identities(other.test.images))
 
@@ -131,6 +145,14 @@ def test_digits_target_has_train_per_class_labelled_images_of_each_class() -> No
     assert data.class_names == ("5", "6", "7", "8", "9")
 
 
+def test_digits_target_test_split_stays_when_the_split_seed_changes() -> None:
+    first = digits_target(DataConfig(split_seed=0), 8)
+    other = digits_target(DataConfig(split_seed=1), 8)
+
+    np.testing.assert_array_equal(first.test.images, other.test.images)
+    assert not np.array_equal(first.train.images, other.train.images)
+
+
 def test_digits_target_splits_partition_the_target_images() -> None:
     from sklearn.datasets import load_digits
 
@@ -141,7 +163,7 @@ def test_digits_target_splits_partition_the_target_images() -> None:
 
 
 def test_digits_source_holds_only_the_source_classes() -> None:
-    data = digits_source(DataConfig(), 8)
+    data = digits_source(DataConfig(), 8, seed=0)
 
     assert data.class_names == ("0", "1", "2", "3", "4")
     assert set(data.train.labels.tolist()) == set(data.val.labels.tolist()) == set(range(5))

@@ -9,8 +9,8 @@ import yaml
 
 from capsweep import tracking
 from capsweep.model.capacity import CapacityReport
+from capsweep.redaction import redact_url
 from capsweep.settings import CapsweepConfig, as_plain_dict
-from capsweep.sweep.study import redact
 from capsweep.train.fit import EpochListener
 from capsweep.train.trial import TrialOutcome, prepare_trial, train_trial, trial_session
 
@@ -28,7 +28,7 @@ def loggable_config(settings: CapsweepConfig) -> dict[str, Any]:
     """The settings as plain values, with the study storage's password hidden."""
     config = as_plain_dict(settings)
     if config["trial"]["storage"]:
-        config["trial"]["storage"] = redact(config["trial"]["storage"])
+        config["trial"]["storage"] = redact_url(config["trial"]["storage"])
     return config
 
 
@@ -56,7 +56,7 @@ def run_trial(
         on_started: Called with the MLflow run id and the capacity report once the run
             is open, before training.
     """
-    with trial_session(settings.trainer.seed):
+    with trial_session():
         prepared = prepare_trial(settings)
         config = loggable_config(settings)
         with tracking.trial_run(

@@ -35,20 +35,29 @@ def _digits(classes: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
     return resize_images(pixels, size), labels
 
 
-def digits_source(data: DataConfig, size: int) -> Dataset:
-    """The source task the default backbone is pretrained on (e.g. digits 0–4)."""
+def digits_source(data: DataConfig, size: int, seed: int) -> Dataset:
+    """The source task the default backbone is pretrained on (e.g. digits 0–4).
+
+    Split by the pretraining's own ``seed``, so the pretrained weights do not change when
+    repeats of a sweep vary the target task's split.
+    """
     images, labels = _digits(data.source_classes, size)
-    train, val = stratified(images, labels, data.val_fraction, data.split_seed)
+    train, val = stratified(images, labels, data.val_fraction, seed)
     empty = Split(images[:0], labels[:0])
     return Dataset(train, val, empty, tuple(str(c) for c in data.source_classes))
 
 
 def digits_target(data: DataConfig, size: int) -> Dataset:
-    """The target task: few labelled images per class, a validation and a test split."""
+    """The target task: few labelled images per class, a validation and a test split.
+
+    The test images are drawn first with ``data.test_seed`` and stay the same whatever
+    ``data.split_seed`` draws for training and validation from the rest.
+    """
     images, labels = _digits(data.target_classes, size)
     n_classes = len(data.target_classes)
     train_size = data.train_per_class * n_classes
-    if train_size + data.val_size >= len(labels):
+    test_size = len(labels) - train_size - data.val_size
+    if test_size <= 0:
         raise CapsweepConfigError(
             "data.val_size",
             data.val_size,
@@ -56,13 +65,13 @@ def digits_target(data: DataConfig, size: int) -> Dataset:
             f"out of {len(labels)}",
             fix="lower data.val_size or data.train_per_class",
         )
-    rest_images, train_images, rest_labels, train_labels = train_test_split(
-        images, labels, test_size=train_size, stratify=labels, random_state=data.split_seed
+    rest_images, test_images, rest_labels, test_labels = train_test_split(
+        images, labels, test_size=test_size, stratify=labels, random_state=data.test_seed
     )
-    test_images, val_images, test_labels, val_labels = train_test_split(
+    val_images, train_images, val_labels, train_labels = train_test_split(
         rest_images,
         rest_labels,
-        test_size=data.val_size,
+        test_size=train_size,
         stratify=rest_labels,
         random_state=data.split_seed,
     )

@@ -61,7 +61,9 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
             images.append(_read_image(path, size))
             labels.append(index)
     array, targets = np.stack(images), np.array(labels, dtype=np.int64)
-    rest, test = stratified(array, targets, data.test_fraction, data.split_seed)
+    # The test split is drawn with its own seed: repeats that vary data.split_seed
+    # resample training and validation images only.
+    rest, test = stratified(array, targets, data.test_fraction, data.test_seed)
     val_share = data.val_fraction / (1.0 - data.test_fraction)
     train, val = stratified(rest.images, rest.labels, val_share, data.split_seed)
     return Dataset(train, val, test, tuple(files))

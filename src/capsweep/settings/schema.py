@@ -31,7 +31,11 @@ class DataConfig:
     num_classes: int | None = None
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    # Seed of the train/validation split; repeats of a sweep may vary it.
     split_seed: int = 0
+    # Seed of the test split: fixed, so every configuration and repeat is tested on the
+    # same images, none of which selection ever saw.
+    test_seed: int = 0
     # digits: the classes the backbone is pretrained on, and the ones transferred to.
     source_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     target_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
@@ -94,8 +98,12 @@ class TrainerConfig:
     # Early stopping on val_accuracy with best weights restored; null disables it.
     early_stopping_patience: int | None = 10
     seed: int = 0
-    # Keras progress output: 2 = one line per epoch, 1 = progress bar, 0 = silent.
-    verbose: int = 2
+    # Deterministic TensorFlow ops: the same seed gives the same result to the last bit,
+    # at a cost in speed (see the README). Once on, it stays on for the process.
+    deterministic: bool = False
+    # Keras' output on the console: 2 = a line per epoch, 1 = a progress bar, 0 = none.
+    # null: 2 for a single run, 0 for sweep jobs (their epoch lines go to the job's log).
+    verbose: int | None = None
 
 
 @dataclass

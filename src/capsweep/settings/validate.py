@@ -205,9 +205,9 @@ def check_trainer(trainer: TrainerConfig) -> None:
     _require_positive("trainer.backbone_learning_rate", trainer.backbone_learning_rate)
     if trainer.early_stopping_patience is not None:
         require_count("trainer.early_stopping_patience", trainer.early_stopping_patience)
-    if trainer.verbose not in (0, 1, 2):
+    if trainer.verbose not in (None, 0, 1, 2):
         raise CapsweepConfigError(
-            "trainer.verbose", trainer.verbose, "is not a Keras verbosity", choices=(0, 1, 2)
+            "trainer.verbose", trainer.verbose, "is not a Keras verbosity", choices=(0, 1, 2, None)
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,23 @@ class TrialMetrics:
         return {k: float(v) for k, v in vars(self).items() if k != "history"}
 
 
+# One line per epoch goes to this logger; capsweep's Hydra config sends it to the job's
+# log file only, so a sweep's console stays one line per trial.
+epoch_log = logging.getLogger("capsweep.epochs")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Log each epoch's metrics as one line (Keras' own output may be off)."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        values = " - ".join(f"{key}: {float(value):.4f}" for key, value in (logs or {}).items())
+        epoch_log.info("epoch %d/%d - %s", epoch + 1, self.epochs, values)
+
+
 class _Listeners(keras.callbacks.Callback):
     def __init__(self, listeners: Sequence[EpochListener]) -> None:
         super().__init__()
@@ -87,7 +105,10 @@ def fit_and_evaluate(
         TrainingDiverged: the loss became NaN or infinite.
     """
     compile_model(transfer, trainer)
-    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.TerminateOnNaN(),
+        EpochLog(trainer.epochs),
+    ]
     if trainer.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -106,7 +127,7 @@ def fit_and_evaluate(
         epochs=trainer.epochs,
         batch_size=trainer.batch_size,
         callbacks=callbacks,
-        verbose=trainer.verbose,
+        verbose=2 if trainer.verbose is None else trainer.verbose,
     ).history
     fit_seconds = time.perf_counter() - started
     losses = history.get("loss", [])

@@ -22,6 +22,7 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.model.backbones import build_backbone, preprocessing_mode
 from capsweep.model.layers import ImagePreprocessing
 from capsweep.settings import BackboneConfig, DataConfig
+from capsweep.train.fit import EpochLog
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ def source_weights_path(backbone: BackboneConfig, data: DataConfig, outputs: str
         "pretrain": dataclasses.asdict(backbone.pretrain),
         "source_classes": list(data.source_classes),
         "val_fraction": data.val_fraction,
-        "split_seed": data.split_seed,
         "keras": keras.__version__,
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
@@ -93,7 +93,7 @@ def _write_json(path: Path, payload: dict) -> None:
 def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.Model, float]:
     settings = backbone_config.pretrain
     keras.utils.set_random_seed(settings.seed)
-    source = digits_source(data, backbone_config.input_size)
+    source = digits_source(data, backbone_config.input_size, settings.seed)
     backbone = build_backbone(
         backbone_config.name,
         backbone_config.input_size,
@@ -116,7 +116,8 @@ def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.
         source.train.labels,
         epochs=settings.epochs,
         batch_size=settings.batch_size,
-        verbose=2,
+        callbacks=[EpochLog(settings.epochs)],
+        verbose=0,
     )
     # evaluate() runs BatchNorm in inference mode: the mode a frozen backbone is used in.
     _, accuracy = model.evaluate(source.val.images, source.val.labels, verbose=0)

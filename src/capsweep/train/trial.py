@@ -71,15 +71,29 @@ class PreparedTrial:
 
 
 @contextlib.contextmanager
-def trial_session(seed: int) -> Iterator[None]:
-    """A fresh Keras session, seeded, whose graphs are given back when the trial ends.
+def trial_session() -> Iterator[None]:
+    """Give back the graphs a trial registered once it ends.
 
     Trials that run one after another in one process must not accumulate graphs.
     """
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
     with released_trial_graphs():
         yield
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """A fresh Keras session with every generator seeded (Python, NumPy, TensorFlow, Keras).
+
+    Called right before a trial builds its model, after any pretraining, so a trial's
+    result depends on its seed alone and not on what ran before it in the process.
+    ``deterministic`` also makes TensorFlow's ops deterministic, for this process and
+    every later trial in it (TensorFlow cannot turn it off again).
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def resolve_weights(settings: CapsweepConfig) -> str | None:
@@ -111,10 +125,12 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
             f"but data={settings.data.name} has {data.num_classes} classes",
             fix="leave data.num_classes unset to infer it",
         )
+    weights = resolve_weights(settings)  # may pretrain, which draws random numbers
+    seed_everything(settings.trainer.seed, deterministic=settings.trainer.deterministic)
     backbone = build_backbone(
         settings.backbone.name,
         settings.backbone.input_size,
-        resolve_weights(settings),
+        weights,
         filters=settings.backbone.filters,
         blocks_per_stage=settings.backbone.blocks_per_stage,
     )
