@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from capsweep.errors import CapsweepConfigError
 from capsweep.select import (
     TrialRecord,
     params_label,
@@ -19,6 +20,7 @@ from capsweep.select import (
     recommend,
     standard_error,
     summarize,
+    wilson_half_width,
 )
 
 
@@ -34,6 +36,8 @@ def trial(
     *,
     state: str = "COMPLETE",
     repeat: int = 0,
+    seed: int | None = None,
+    split_seed: int | None = None,
     **metrics: float,
 ) -> TrialRecord:
     recorded = {"overfit_gap": 0.02, "n_val": 400.0, **metrics}
@@ -41,7 +45,9 @@ def trial(
         recorded["val_accuracy"] = val_accuracy
     if trainable_params is not None:
         recorded["trainable_params"] = trainable_params
-    return TrialRecord(number, state, params, repeat, recorded, run_id=f"run{number}")
+    return TrialRecord(
+        number, state, params, repeat, recorded, f"run{number}", seed=seed, split_seed=split_seed
+    )
 
 
 def repeats(
@@ -62,16 +68,18 @@ def repeats(
     return records
 
 
-# One repeat each, n_val=400. The best (0.90) has a binomial standard error of
-# sqrt(0.90 * 0.10 / 400) = 0.3 / 20 = 0.015, so the threshold is 0.885.
+# One repeat each, n_val=400. The best (0.90) has a Wilson standard error (z=1) of
+# 1 / (1 + 1/400) * sqrt(0.9 * 0.1 / 400 + 1 / (4 * 400**2)) = sqrt(400 * 0.09 + 1/4) / 401
+# = sqrt(36.25) / 401 = 0.015014, so the threshold is 0.884986.
 BEST = config(6, 1)
 SMALL = config(1, 0)
 TINY = config(0, 0)
 BINOMIAL = [
     trial(0, BEST, 0.90, 1_200_000),
-    trial(1, SMALL, 0.89, 100_000),  # within 0.015 of the best, 12 times smaller
+    trial(1, SMALL, 0.89, 100_000),  # within 0.015014 of the best, 12 times smaller
     trial(2, TINY, 0.88, 10_000),  # 0.02 below the best: outside
 ]
+WILSON_090_400 = math.sqrt(400 * 0.9 * 0.1 + 0.25) / 401
 
 
 # summarize
@@ -184,6 +192,83 @@ def test_summarize_groups_the_repeats_of_one_optuna_trial() -> None:
     assert summary.val_accuracy_std == pytest.approx(0.02)
 
 
+def test_summarize_pools_runs_with_the_same_seed_and_split_seed_into_one_repeat() -> None:
+    records = [
+        trial(0, SMALL, 0.80, 10, seed=0, split_seed=0),
+        trial(1, SMALL, 0.84, 10, seed=0, split_seed=0),  # the same training again
+        trial(2, SMALL, 0.90, 10, seed=1, split_seed=0),
+    ]
+
+    (summary,) = summarize(records)
+
+    assert summary.n == 2
+    assert summary.n_runs == 3
+    assert summary.samples == (0, 0, 1)
+    assert summary.sample_val_accuracies == pytest.approx((0.82, 0.90))
+    assert summary.val_accuracy == pytest.approx(0.86)  # (0.82 + 0.90) / 2, not 0.8467
+    # two repeats 0.82 and 0.90: std = 0.08 / sqrt(2)
+    assert summary.val_accuracy_std == pytest.approx(0.08 / math.sqrt(2))
+
+
+def test_summarize_keeps_runs_apart_when_their_seed_is_unknown() -> None:
+    records = [trial(0, SMALL, 0.80, 10), trial(1, SMALL, 0.84, 10)]
+
+    (summary,) = summarize(records)
+
+    assert summary.n == 2
+    assert summary.samples == (0, 1)
+
+
+def test_summarize_keeps_runs_apart_when_only_the_split_seed_differs() -> None:
+    records = [
+        trial(0, SMALL, 0.80, 10, seed=0, split_seed=0),
+        trial(1, SMALL, 0.84, 10, seed=0, split_seed=1),
+    ]
+
+    assert summarize(records)[0].n == 2
+
+
+def test_summarize_averages_other_metrics_per_independent_repeat_first() -> None:
+    records = [
+        trial(0, SMALL, 0.8, 10, seed=0, split_seed=0, test_accuracy=0.70),
+        trial(1, SMALL, 0.8, 10, seed=0, split_seed=0, test_accuracy=0.80),
+        trial(2, SMALL, 0.8, 10, seed=1, split_seed=0, test_accuracy=0.95),
+    ]
+
+    (summary,) = summarize(records)
+
+    # repeats: (0.70 + 0.80) / 2 = 0.75 and 0.95; their mean 0.85 (not 0.8167 over runs)
+    assert summary.test_accuracy == pytest.approx(0.85)
+
+
+def test_summarize_lists_each_runs_seeds_and_repeat_aligned_with_its_trial() -> None:
+    records = [
+        trial(0, SMALL, 0.80, 10, seed=3, split_seed=7),
+        trial(1, SMALL, 0.84, 10, seed=3, split_seed=7),
+    ]
+
+    (summary,) = summarize(records)
+
+    assert [(t["number"], t["seed"], t["split_seed"], t["sample"]) for t in summary.trials()] == [
+        (0, 3, 7, 0),
+        (1, 3, 7, 0),
+    ]
+
+
+def test_summarize_counts_a_configurations_unfinished_trials_once_per_trial() -> None:
+    records = [
+        trial(0, SMALL, 0.80, 10),
+        trial(1, SMALL, None, None, state="PRUNED"),
+        trial(2, SMALL, None, None, state="FAIL", repeat=0),
+        trial(2, SMALL, None, None, state="FAIL", repeat=1),  # same trial, second repeat
+        trial(3, TINY, None, None, state="FAIL"),  # another configuration
+    ]
+
+    (summary,) = summarize(records)
+
+    assert summary.other_states == {"FAIL": 1, "PRUNED": 1}
+
+
 # pareto_front
 
 
@@ -214,9 +299,10 @@ def test_pareto_front_keeps_configurations_that_tie_on_both_axes() -> None:
 @pytest.mark.parametrize(
     ("accuracies", "n_val", "expected"),
     [
-        ([0.90], 400, 0.015),  # binomial: sqrt(0.9 * 0.1 / 400)
-        ([0.50], 100, 0.05),  # binomial: sqrt(0.25 / 100)
-        ([1.00], 50, 0.0),  # binomial: a perfect score has no spread
+        # One run: the Wilson half-width at z=1, sqrt(n p (1 - p) + 1/4) / (n + 1).
+        ([0.90], 400, math.sqrt(36 + 0.25) / 401),  # 0.015014 (binomial: 0.015)
+        ([0.50], 100, math.sqrt(25 + 0.25) / 101),  # 0.049752 (binomial: 0.05)
+        ([1.00], 50, 0.5 / 51),  # 0.009804: a perfect score is not certain (binomial: 0)
         ([0.80, 0.82, 0.84], 400, 0.02 / math.sqrt(3)),  # repeats: std 0.02 over sqrt(3)
         ([0.70, 0.90], 100, 0.1),  # repeats: std sqrt(0.02) = 0.1414, over sqrt(2)
     ],
@@ -235,18 +321,58 @@ def test_standard_error_needs_repeats_or_n_val() -> None:
         standard_error(summary)
 
 
+def test_wilson_half_width_of_a_perfect_score_is_not_zero() -> None:
+    # z=1, p=1, n=200: 1 / (1 + 1/200) * sqrt(0 + 1 / (4 * 200**2)) = (200/201) / 400 = 1/402
+    assert wilson_half_width(1.0, 200) == pytest.approx(1 / 402)
+
+
+def test_wilson_half_width_of_a_zero_score_is_not_zero() -> None:
+    assert wilson_half_width(0.0, 200) == pytest.approx(1 / 402)  # symmetric in p and 1 - p
+
+
+def test_standard_error_of_a_perfect_single_run_is_the_wilson_half_width() -> None:
+    (summary,) = summarize([trial(0, TINY, 1.0, 10, n_val=200)])
+
+    assert standard_error(summary) == pytest.approx(1 / 402)  # 0.002488, not 0
+
+
+def test_standard_error_of_same_seed_reruns_is_that_of_one_run() -> None:
+    # Two runs with seed 0 are one repeat: no spread to measure, so the Wilson half-width
+    # of 0.9 on 400 images, not std(0.9, 0.9) / sqrt(2) = 0.
+    records = [
+        trial(0, TINY, 0.9, 10, seed=0, split_seed=0),
+        trial(1, TINY, 0.9, 10, seed=0, split_seed=0),
+    ]
+    (summary,) = summarize(records)
+
+    assert standard_error(summary) == pytest.approx(WILSON_090_400)
+
+
+def test_standard_error_counts_independent_repeats_only() -> None:
+    records = [
+        trial(0, TINY, 0.80, 10, seed=0, split_seed=0),
+        trial(1, TINY, 0.80, 10, seed=0, split_seed=0),
+        trial(2, TINY, 0.90, 10, seed=1, split_seed=0),
+    ]
+    (summary,) = summarize(records)
+
+    # repeats 0.80 and 0.90: std 0.1 / sqrt(2) = 0.0707, over sqrt(2) = 0.05
+    # (pooled as three runs it would be std(0.8, 0.8, 0.9) / sqrt(3) = 0.0333)
+    assert standard_error(summary) == pytest.approx(0.05)
+
+
 # recommend
 
 
-def test_recommend_picks_the_smallest_within_one_binomial_standard_error() -> None:
+def test_recommend_picks_the_smallest_within_one_wilson_standard_error() -> None:
     recommendation = recommend(summarize(BINOMIAL))
 
     assert recommendation.chosen.params == SMALL
     assert recommendation.best.params == BEST
-    assert recommendation.tolerance == pytest.approx(0.015)
-    assert recommendation.threshold == pytest.approx(0.885)
+    assert recommendation.tolerance == pytest.approx(WILSON_090_400)
+    assert recommendation.threshold == pytest.approx(0.9 - WILSON_090_400)  # 0.884986
     assert recommendation.tolerance_derivation == (
-        "one binomial standard error of the best, n_val=400"
+        "one Wilson standard error of the best (Wilson score interval half-width, z=1), n_val=400"
     )
 
 
@@ -301,7 +427,7 @@ def test_recommend_measures_the_tolerance_from_the_best_candidate_under_max_over
     recommendation = recommend(summarize(records), max_overfit_gap=0.05)
 
     assert recommendation.best.params == SMALL
-    assert recommendation.threshold == pytest.approx(0.885)  # 0.90 - 0.015
+    assert recommendation.threshold == pytest.approx(0.9 - WILSON_090_400)  # 0.884986
 
 
 def test_recommend_keeps_the_best_when_it_is_also_the_smallest() -> None:
@@ -311,11 +437,11 @@ def test_recommend_keeps_the_best_when_it_is_also_the_smallest() -> None:
 
     assert recommendation.chosen.params == TINY
     assert recommendation.chosen == recommendation.best
-    assert recommendation.reason == (
+    assert recommendation.reason.startswith(
         "unfreeze=0, depth=0 is the best (val_accuracy 0.900) and itself the smallest that "
-        "performs well: no configuration within one standard error (0.015) of it has fewer "
-        "trainable parameters."
-    )  # SE: sqrt(0.9 * 0.1 / 400) = 0.015
+        "performs well: no configuration within one Wilson standard error (0.015) of it has "
+        "fewer trainable parameters. "
+    )  # Wilson SE: sqrt(400 * 0.09 + 1/4) / 401 = 0.015014
 
 
 def test_recommend_breaks_a_tie_in_trainable_params_by_higher_val_accuracy() -> None:
@@ -345,11 +471,11 @@ def test_recommend_ignores_trials_that_did_not_complete() -> None:
 def test_recommend_explains_the_ratio_of_trainable_params_and_the_tolerance() -> None:
     reason = recommend(summarize(BINOMIAL)).reason
 
-    # 1,200,000 / 100,000 = 12; the tolerance is 0.015
-    assert reason == (
+    # 1,200,000 / 100,000 = 12; the tolerance is the Wilson SE 0.015014
+    assert reason.startswith(
         "unfreeze=1, depth=0 has 12\u00d7 fewer trainable parameters than the best "
         "(unfreeze=6, depth=1: val_accuracy 0.900) and its val_accuracy 0.890 is within one "
-        "standard error (0.015) of it."
+        "Wilson standard error (0.015) of it. "
     )
 
 
@@ -392,6 +518,267 @@ def test_recommend_rejects_a_tolerance_that_is_not_a_non_negative_number(
 ) -> None:
     with pytest.raises(ValueError, match="tolerance="):
         recommend(summarize(BINOMIAL), tolerance=tolerance)
+
+
+def test_recommend_keeps_a_positive_tolerance_when_the_best_single_run_is_perfect() -> None:
+    # Tolerance: the Wilson half-width of p=1 on 200 images, 1/402 = 0.002488, so the
+    # threshold is 0.997512 and a 0.998 configuration 10 times smaller is within.
+    records = [
+        trial(0, BEST, 1.0, 1_000_000, n_val=200),
+        trial(1, SMALL, 0.998, 100_000, n_val=200),
+    ]
+
+    recommendation = recommend(summarize(records))
+
+    assert recommendation.tolerance == pytest.approx(1 / 402)
+    assert recommendation.chosen.params == SMALL
+    assert recommendation.tolerance_derivation.endswith("n_val=200")
+
+
+def test_recommend_exposes_the_candidates_that_passed_max_overfit_gap() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, overfit_gap=0.30),
+        trial(1, SMALL, 0.89, 100_000, overfit_gap=0.01),
+        trial(2, TINY, 0.80, 10_000, overfit_gap=0.02),
+    ]
+
+    recommendation = recommend(summarize(records), max_overfit_gap=0.05)
+
+    assert {json.loads(key)["capacity.unfreeze"] for key in recommendation.candidates} == {1, 0}
+    assert recommendation.as_dict()["candidates"] == [SMALL, TINY]
+
+
+# single runs
+
+
+SINGLE_RUN_FIX = "train repeats (hydra.sweeper.repeats) for a trustworthy pick."
+
+
+def test_recommend_warns_when_the_pick_and_the_best_rest_on_single_runs() -> None:
+    recommendation = recommend(summarize(BINOMIAL))
+
+    assert recommendation.caveat == (
+        "The pick and the best each rest on a single run; single runs understate seed "
+        "noise (no configuration here was repeated to measure it); " + SINGLE_RUN_FIX
+    )
+    assert recommendation.caveat in recommendation.reason
+    assert recommendation.as_dict()["caveat"] == recommendation.caveat
+
+
+def test_recommend_warns_when_only_the_best_rests_on_a_single_run() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000),
+        *repeats(1, SMALL, [0.89, 0.89], 100_000),
+    ]
+
+    caveat = recommend(summarize(records)).caveat
+
+    assert caveat is not None
+    assert caveat.startswith("The best rests on a single run;")
+
+
+def test_recommend_warns_when_the_best_has_only_same_seed_reruns() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, seed=0, split_seed=0),
+        trial(1, BEST, 0.90, 1_200_000, seed=0, split_seed=0),
+    ]
+
+    caveat = recommend(summarize(records)).caveat
+
+    assert caveat is not None
+    assert caveat.startswith("The pick (the best itself) rests on a single run;")
+
+
+def test_recommend_quotes_the_largest_spread_of_repeats_seen_in_the_sweep() -> None:
+    records = [
+        trial(0, BEST, 0.95, 1_200_000),
+        *repeats(1, SMALL, [0.80, 0.84], 100_000),  # spread 0.04
+        *repeats(3, TINY, [0.70, 0.80, 0.75], 10_000),  # spread 0.80 - 0.70 = 0.10
+    ]
+
+    caveat = recommend(summarize(records)).caveat
+
+    assert caveat is not None
+    assert "(repeating a configuration moved val_accuracy by up to 0.10 here)" in caveat
+
+
+def test_recommend_credits_the_spread_to_the_seed_when_repeats_varied_only_the_seed() -> None:
+    records = [trial(0, BEST, 0.95, 1_200_000), *repeats(1, TINY, [0.70, 0.80], 10_000)]
+
+    caveat = recommend(summarize(records), repeat_over="seed").caveat
+
+    assert caveat is not None
+    assert "(the seed alone moved val_accuracy by up to 0.10 here)" in caveat
+
+
+def test_recommend_gives_no_caveat_when_the_pick_and_the_best_have_repeats() -> None:
+    records = [
+        *repeats(0, BEST, [0.86, 0.88, 0.90], 1_200_000),
+        *repeats(3, SMALL, [0.87, 0.87, 0.87], 100_000),
+    ]
+
+    recommendation = recommend(summarize(records))
+
+    assert recommendation.caveat is None
+    assert "single run" not in recommendation.reason
+
+
+# also within the tolerance
+
+# Absolute tolerance 0.05 from the best 0.90: threshold 0.85. Every configuration is within;
+# the smallest (0.855) is the pick, the best is named anyway, four others remain.
+CROWD = [
+    trial(0, BEST, 0.90, 1_200_000),
+    trial(1, config(5, 0), 0.89, 500_000),
+    trial(2, config(4, 0), 0.88, 400_000),
+    trial(3, config(3, 0), 0.87, 300_000),
+    trial(4, config(2, 0), 0.86, 200_000),
+    trial(5, SMALL, 0.855, 100_000),
+]
+
+
+def test_recommend_lists_the_other_configurations_within_the_tolerance_best_first() -> None:
+    recommendation = recommend(summarize(CROWD), tolerance=0.05)
+
+    assert recommendation.chosen.params == SMALL
+    assert [s.params for s in recommendation.also_within] == [
+        config(5, 0),
+        config(4, 0),
+        config(3, 0),
+        config(2, 0),
+    ]
+
+
+def test_recommend_names_three_others_within_the_tolerance_and_counts_the_rest() -> None:
+    reason = recommend(summarize(CROWD), tolerance=0.05).reason
+
+    # Wilson SE, n_val=400: sqrt(400 * p * (1 - p) + 1/4) / 401
+    #   p=0.89: sqrt(39.16 + 0.25) / 401 = 0.01566; p=0.88: sqrt(42.24 + 0.25) / 401 = 0.01626;
+    #   p=0.87: sqrt(45.24 + 0.25) / 401 = 0.01682
+    assert (
+        "Also within the tolerance of the best: unfreeze=5, depth=0 (0.890 ± 0.016); "
+        "unfreeze=4, depth=0 (0.880 ± 0.016); unfreeze=3, depth=0 (0.870 ± 0.017); and 1 more; "
+        "the pick is only the smallest of these, not clearly the most accurate."
+    ) in reason
+
+
+def test_recommend_exports_the_others_within_the_tolerance_to_json() -> None:
+    exported = recommend(summarize(CROWD), tolerance=0.05).as_dict()
+
+    loaded = json.loads(json.dumps(exported, allow_nan=False))
+    assert [other["label"] for other in loaded["also_within"]] == [
+        "unfreeze=5, depth=0",
+        "unfreeze=4, depth=0",
+        "unfreeze=3, depth=0",
+        "unfreeze=2, depth=0",
+    ]
+    assert loaded["also_within"][0]["standard_error"] == pytest.approx(
+        math.sqrt(400 * 0.89 * 0.11 + 0.25) / 401
+    )
+
+
+def test_recommend_says_nothing_of_others_when_only_the_pick_and_best_are_within() -> None:
+    recommendation = recommend(summarize(BINOMIAL))  # within: the best and SMALL only
+
+    assert recommendation.also_within == ()
+    assert "Also within" not in recommendation.reason
+
+
+# the test-set check
+
+
+def test_recommend_puts_the_picks_and_the_bests_test_accuracy_side_by_side() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, test_accuracy=0.88),
+        trial(1, SMALL, 0.89, 100_000, test_accuracy=0.87),
+    ]
+
+    recommendation = recommend(summarize(records), tolerance=0.02)
+
+    check = recommendation.test_accuracy_check
+    assert check is not None
+    assert (check.chosen, check.best) == (0.87, 0.88)
+    assert check.difference == pytest.approx(-0.01)
+    assert check.within is True  # -0.01 is within 0.02
+    assert recommendation.reason.endswith(
+        "Test accuracy: the pick 0.870, the best 0.880 (difference -0.010, tolerance 0.020), "
+        "within the tolerance of the best."
+    )
+
+
+def test_recommend_flags_a_pick_whose_test_accuracy_falls_outside_the_tolerance() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, test_accuracy=0.88),
+        trial(1, SMALL, 0.89, 100_000, test_accuracy=0.85),  # 0.03 below the best's
+    ]
+
+    recommendation = recommend(summarize(records), tolerance=0.02)
+
+    check = recommendation.test_accuracy_check
+    assert check is not None
+    assert check.within is False
+    assert "not within the tolerance of the best" in recommendation.reason
+
+
+def test_recommend_leaves_the_test_check_open_when_test_accuracy_is_missing() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, test_accuracy=0.88),
+        trial(1, SMALL, 0.89, 100_000),  # no test_accuracy
+    ]
+
+    recommendation = recommend(summarize(records), tolerance=0.02)
+
+    check = recommendation.test_accuracy_check
+    assert check is not None
+    assert (check.difference, check.within) == (None, None)
+    assert "Test accuracy was not recorded for the pick" in recommendation.reason
+
+
+def test_recommend_exports_the_test_check_to_json() -> None:
+    records = [
+        trial(0, BEST, 0.90, 1_200_000, test_accuracy=0.88),
+        trial(1, SMALL, 0.89, 100_000, test_accuracy=0.85),
+    ]
+
+    exported = recommend(summarize(records), tolerance=0.02).as_dict()
+
+    check = json.loads(json.dumps(exported))["test_accuracy_check"]
+    assert check["chosen"] == 0.85
+    assert check["best"] == 0.88
+    assert check["difference"] == pytest.approx(-0.03)
+    assert check["within"] is False
+
+
+def test_recommend_test_check_of_the_best_itself_is_within() -> None:
+    records = [trial(0, TINY, 0.90, 10_000, test_accuracy=0.86)]
+
+    check = recommend(summarize(records)).test_accuracy_check
+
+    assert check is not None
+    assert (check.difference, check.within) == (0.0, True)
+
+
+# what the repeats varied
+
+
+def test_recommend_says_what_the_repeats_varied() -> None:
+    recommendation = recommend(summarize(BINOMIAL), repeat_over="both")
+
+    assert recommendation.repeat_over == "both"
+    assert "Repeats varied the seed and the training/validation split." in recommendation.reason
+    assert recommendation.as_dict()["repeat_over"] == "both"
+
+
+def test_recommend_says_nothing_of_repeats_when_not_told() -> None:
+    recommendation = recommend(summarize(BINOMIAL))
+
+    assert recommendation.repeat_over is None
+    assert "Repeats varied" not in recommendation.reason
+
+
+def test_recommend_rejects_an_unknown_repeat_over() -> None:
+    with pytest.raises(CapsweepConfigError, match=r"repeat_over='seeds'.*seed, split, both"):
+        recommend(summarize(BINOMIAL), repeat_over="seeds")
 
 
 # Recommendation.as_dict

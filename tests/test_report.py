@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -81,8 +83,8 @@ def test_trials_table_has_one_row_per_configuration_ranked_by_val_accuracy(
 
     assert table.row_count == 3
     assert [column.header for column in table.columns][1:] == [
-        "rank", "params", "val_accuracy", "trainable_params", "overfit_gap",
-        "fit_seconds", "test_accuracy", "n",
+        "rank", "params", "val_accuracy", "n", "test_accuracy", "trainable_params",
+        "overfit_gap", "fit_seconds", "state",
     ]  # fmt: skip
     lines = rendered(table)
     labels = ("unfreeze=6, depth=1", "unfreeze=1, depth=0", "unfreeze=3, depth=1")
@@ -113,13 +115,13 @@ def test_trials_table_marks_the_pareto_front(
     assert "◆" not in row_of(lines, "unfreeze=3, depth=1")  # worse and bigger than (1, 0)
 
 
-def test_trials_table_shows_std_and_thousands_separators(
+def test_trials_table_shows_mean_and_standard_error_and_thousands_separators(
     summaries: list[ConfigSummary], recommendation: Recommendation
 ) -> None:
     line = row_of(rendered(trials_table(summaries, recommendation)), "unfreeze=6, depth=1")
 
-    # repeats 0.90 and 0.88: mean 0.890, std sqrt(2 * 0.01**2 / 1) = 0.014
-    assert "0.890 ± 0.014" in line
+    # repeats 0.90 and 0.88: mean 0.890, std sqrt(2 * 0.01**2 / 1) = 0.01414, SE 0.01414 / sqrt(2)
+    assert "0.890 ± 0.010" in line
     assert "1,200,000" in line
     assert "0.110" in line  # mean overfit_gap
 
@@ -128,6 +130,59 @@ def test_trials_table_works_without_a_recommendation(summaries: list[ConfigSumma
     lines = rendered(trials_table(summaries, None))
 
     assert not any("★" in line for line in lines if "│" in line)
+
+
+def test_trials_table_shows_the_wilson_half_width_for_a_single_run() -> None:
+    perfect = {**metrics(1.0, 100), "n_val": 200}
+    (summary,) = summarize([TrialRecord(0, "COMPLETE", config(0, 0), 0, perfect, "r0")])
+
+    line = row_of(rendered(trials_table([summary], None)), "unfreeze=0, depth=0")
+
+    # Wilson, z=1: sqrt(200 * 1 * 0 + 1/4) / 201 = 0.5 / 201 = 0.0025 (binomial: 0.000)
+    assert "1.000 ± 0.002" in line
+
+
+def test_trials_table_counts_the_runs_behind_pooled_same_seed_repeats() -> None:
+    records = [
+        TrialRecord(0, "COMPLETE", config(1, 0), 0, metrics(0.8, 100), "r0", seed=0, split_seed=0),
+        TrialRecord(1, "COMPLETE", config(1, 0), 0, metrics(0.8, 100), "r1", seed=0, split_seed=0),
+    ]
+
+    line = row_of(rendered(trials_table(summarize(records), None)), "unfreeze=1, depth=0")
+
+    assert "1 (2 runs)" in line
+
+
+def test_trials_table_state_counts_the_configurations_unfinished_trials() -> None:
+    records = [
+        TrialRecord(0, "COMPLETE", config(1, 0), 0, metrics(0.8, 100), "r0"),
+        TrialRecord(1, "PRUNED", config(1, 0), 0, {}, "r1"),
+        TrialRecord(2, "COMPLETE", config(2, 0), 0, metrics(0.7, 100), "r2"),
+    ]
+
+    lines = rendered(trials_table(summarize(records), None))
+
+    assert "complete, 1 pruned" in row_of(lines, "unfreeze=1, depth=0")
+    assert row_of(lines, "unfreeze=2, depth=0").rstrip(" │").endswith("complete")
+
+
+def test_trials_table_marks_the_pareto_front_of_the_candidates_only(
+    summaries: list[ConfigSummary],
+) -> None:
+    # max_overfit_gap 0.05 leaves out (6, 1), whose mean overfit_gap is 0.11
+    lines = rendered(trials_table(summaries, recommend(summaries, max_overfit_gap=0.05)))
+
+    assert "◆" not in row_of(lines, "unfreeze=6, depth=1")
+    assert "◆" in row_of(lines, "unfreeze=1, depth=0")
+
+
+def test_trials_table_caption_gives_the_recommendations_reason(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    caption = trials_table(summaries, recommendation).caption
+
+    assert isinstance(caption, str)
+    assert caption.endswith("\n" + recommendation.reason)
 
 
 # records_frame
@@ -165,13 +220,66 @@ def test_pareto_figure_plots_accuracy_against_log_trainable_params_with_a_colorb
     assert axis.get_xscale() == "log"
     assert axis.get_ylabel() == "val_accuracy"
     assert "overfit_gap" in colorbar.get_ylabel()
-    legend_box = axis.get_legend()
-    assert legend_box is not None
+    (legend_box,) = figure.legends
     legend = [text.get_text() for text in legend_box.get_texts()]
     assert "Pareto front" in legend
     assert "recommended" in legend
     assert any(label.startswith("threshold") for label in legend)
     assert recommendation.chosen.label in [text.get_text() for text in axis.texts]
+
+
+def error_bar_half_heights(figure: Any) -> list[float]:
+    axis = figure.axes[0]
+    (container,) = axis.containers
+    _, _, (bars,) = container.lines
+    return [(top[1] - bottom[1]) / 2 for bottom, top in bars.get_segments()]
+
+
+def test_pareto_figure_draws_one_standard_error_on_every_point() -> None:
+    records = [
+        TrialRecord(0, "COMPLETE", config(0, 0), 0, metrics(0.90, 10_000), "r0"),  # one run
+        TrialRecord(1, "COMPLETE", config(6, 1), 0, metrics(0.90, 1_200_000), "r1"),
+        TrialRecord(2, "COMPLETE", config(6, 1), 1, metrics(0.88, 1_200_000), "r2"),
+    ]
+    summaries = summarize(records)  # (0, 0) mean 0.90 ranks first, then (6, 1) mean 0.89
+
+    heights = error_bar_half_heights(pareto_figure(summaries, None))
+
+    # one run: Wilson, sqrt(400 * 0.9 * 0.1 + 1/4) / 401; repeats: std 0.01414 / sqrt(2)
+    assert heights == pytest.approx([math.sqrt(36.25) / 401, 0.01])
+
+
+def test_pareto_figure_draws_the_front_of_the_candidates_only(
+    summaries: list[ConfigSummary],
+) -> None:
+    # max_overfit_gap 0.05 leaves out (6, 1): the front of the rest is (1, 0) alone
+    figure = pareto_figure(summaries, recommend(summaries, max_overfit_gap=0.05))
+
+    (front,) = [line for line in figure.axes[0].get_lines() if line.get_label() == "Pareto front"]
+    assert np.asarray(front.get_xdata()).tolist() == [100_000]
+
+
+def test_pareto_figure_crosses_out_configurations_over_max_overfit_gap(
+    summaries: list[ConfigSummary],
+) -> None:
+    figure = pareto_figure(summaries, recommend(summaries, max_overfit_gap=0.05))
+
+    (crosses,) = [
+        c for c in figure.axes[0].collections if c.get_label() == "left out: overfit_gap > 0.05"
+    ]
+    assert np.asarray(crosses.get_offsets()).tolist() == [[1_200_000, pytest.approx(0.89)]]
+
+
+def test_pareto_figure_places_the_legend_clear_of_the_axes(
+    summaries: list[ConfigSummary], recommendation: Recommendation
+) -> None:
+    figure = pareto_figure(summaries, recommendation)
+    figure.canvas.draw()
+
+    (legend,) = figure.legends
+    box = legend.get_window_extent()
+    plot = figure.axes[0].get_window_extent()
+    assert not box.overlaps(plot)
 
 
 # write_report

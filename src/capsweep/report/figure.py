@@ -9,7 +9,20 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from capsweep.select import ConfigSummary, Recommendation, pareto_front
+from capsweep.select import ConfigSummary, Recommendation, pareto_front, standard_error_or_none
+
+ERROR_LABEL = "± one standard error"
+LEFT_OUT_LABEL = "left out: overfit_gap > {limit:g}"
+
+
+def considered(
+    summaries: Sequence[ConfigSummary], recommendation: Recommendation | None
+) -> list[ConfigSummary]:
+    """The configurations the recommendation chose from (all of them without one)."""
+    if recommendation is None or not recommendation.candidates:
+        return list(summaries)
+    keys = set(recommendation.candidates)
+    return [summary for summary in summaries if summary.key in keys]
 
 
 def pareto_figure(
@@ -17,19 +30,32 @@ def pareto_figure(
 ) -> Figure:
     """val_accuracy against trainable params (log), coloured by overfit_gap.
 
-    Draws error bars (one std) for repeated configurations, the Pareto front as a step
-    line, the threshold (best minus tolerance) with its band, and circles the
-    recommendation. The figure belongs to no pyplot state, so nothing needs closing.
+    Draws every point with error bars of ± one standard error, the one the pick rule
+    uses (:func:`capsweep.select.standard_error`: of the repeats, or the Wilson
+    half-width for a single run); crosses out configurations over ``max_overfit_gap``;
+    draws the Pareto front of the configurations the recommendation considered as a
+    step line, the threshold (best minus tolerance) with its band, and circles the
+    recommendation. The legend sits below the axes, clear of the points. The figure
+    belongs to no pyplot state, so nothing needs closing.
     """
-    figure = Figure(figsize=(8, 5), layout="constrained")
+    figure = Figure(figsize=(8, 6), layout="constrained")
     FigureCanvasAgg(figure)
     axis = figure.add_subplot()
     sizes = [s.trainable_params for s in summaries]
     accuracies = [s.val_accuracy for s in summaries]
     gaps = [math.nan if s.overfit_gap is None else s.overfit_gap for s in summaries]
-    errors = [s.val_accuracy_std or 0.0 for s in summaries]
-    if any(errors):
-        axis.errorbar(sizes, accuracies, yerr=errors, fmt="none", ecolor="0.6", capsize=3, zorder=1)
+    errors = [standard_error_or_none(s) for s in summaries]
+    if any(error is not None for error in errors):
+        axis.errorbar(
+            sizes,
+            accuracies,
+            yerr=[math.nan if error is None else error for error in errors],
+            fmt="none",
+            ecolor="0.6",
+            capsize=3,
+            zorder=1,
+            label=ERROR_LABEL,
+        )
     points = axis.scatter(
         sizes,
         accuracies,
@@ -41,7 +67,12 @@ def pareto_figure(
     )
     if any(not math.isnan(gap) for gap in gaps):
         figure.colorbar(points, ax=axis, label="overfit_gap (train - val accuracy)")
-    front = pareto_front(summaries)
+    pool = considered(summaries, recommendation)
+    if recommendation is not None and recommendation.max_overfit_gap is not None:
+        kept = {s.key for s in pool}
+        left_out = [s for s in summaries if s.key not in kept]
+        _cross_out(left_out, axis, LEFT_OUT_LABEL.format(limit=recommendation.max_overfit_gap))
+    front = pareto_front(pool)
     if front:
         axis.step(
             [s.trainable_params for s in front],
@@ -57,9 +88,23 @@ def pareto_figure(
     axis.set_xlabel("trainable parameters (log scale)")
     axis.set_ylabel("val_accuracy")
     axis.set_title("val_accuracy against trainable parameters")
-    if front or recommendation is not None:
-        axis.legend(loc="lower right", markerscale=0.5)
+    handles, labels = axis.get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=3, markerscale=0.5)
     return figure
+
+
+def _cross_out(left_out: Sequence[ConfigSummary], axis: Any, label: str) -> None:
+    if left_out:
+        axis.scatter(
+            [s.trainable_params for s in left_out],
+            [s.val_accuracy for s in left_out],
+            marker="x",
+            s=120,
+            color="0.2",
+            label=label,
+            zorder=4,
+        )
 
 
 def _draw_recommendation(axis: Any, recommendation: Recommendation, sizes: Sequence[float]) -> None:

@@ -7,10 +7,19 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from capsweep.select import ConfigSummary, Recommendation, pareto_front
+from capsweep.select import ConfigSummary, Recommendation, pareto_front, standard_error_or_none
 
 RECOMMENDED_MARK = "★"
 PARETO_MARK = "◆"
+COLUMNS = (
+    "val_accuracy",
+    "n",
+    "test_accuracy",
+    "trainable_params",
+    "overfit_gap",
+    "fit_seconds",
+    "state",
+)
 
 
 def _format(value: float | None, spec: str) -> str:
@@ -18,7 +27,12 @@ def _format(value: float | None, spec: str) -> str:
 
 
 def _marks(summaries: Sequence[ConfigSummary], recommendation: Recommendation | None) -> list[str]:
-    front = {summary.key for summary in pareto_front(summaries)}
+    considered = (
+        [s for s in summaries if s.key in recommendation.candidates]
+        if recommendation and recommendation.candidates
+        else summaries
+    )
+    front = {summary.key for summary in pareto_front(considered)}
     chosen = recommendation.chosen.key if recommendation else None
     return [
         (RECOMMENDED_MARK if s.key == chosen else "") + (PARETO_MARK if s.key in front else "")
@@ -26,10 +40,35 @@ def _marks(summaries: Sequence[ConfigSummary], recommendation: Recommendation | 
     ]
 
 
+def accuracy_cell(summary: ConfigSummary) -> str:
+    """Mean val_accuracy ± its standard error (repeats, or the Wilson half-width)."""
+    error = standard_error_or_none(summary)
+    shown = f"{summary.val_accuracy:.3f}"
+    return shown if error is None else f"{shown} ± {error:.3f}"
+
+
+def count_cell(summary: ConfigSummary) -> str:
+    """Independent repeats, and the runs behind them when same-seed runs were pooled."""
+    if summary.n_runs == summary.n:
+        return str(summary.n)
+    return f"{summary.n} ({summary.n_runs} runs)"
+
+
+def state_cell(summary: ConfigSummary) -> str:
+    """``complete``, then how many of the configuration's trials did not complete, by state."""
+    others = [f"{count} {state.lower()}" for state, count in summary.other_states.items()]
+    return ", ".join(["complete", *others])
+
+
 def trials_table(
     summaries: Sequence[ConfigSummary], recommendation: Recommendation | None
 ) -> Table:
     """The configurations ranked by mean val_accuracy, the recommended one in bold.
+
+    val_accuracy is shown as mean ± one standard error, the one the pick rule uses; n is
+    the number of independent repeats. The Pareto front is taken over the configurations
+    the recommendation considered (those passing its ``max_overfit_gap``). The caption
+    explains the marks and, with a recommendation, gives its reason.
 
     Args:
         summaries: What :func:`capsweep.select.summarize` returned.
@@ -37,32 +76,34 @@ def trials_table(
             there is none to mark.
     """
     ranked = sorted(summaries, key=lambda s: (-s.val_accuracy, s.trainable_params, s.key))
-    caption = f"{RECOMMENDED_MARK} recommended  {PARETO_MARK} Pareto front"
+    caption = (
+        f"{RECOMMENDED_MARK} recommended  {PARETO_MARK} Pareto front  "
+        "val_accuracy: mean ± one standard error (of the repeats; for one run, the Wilson "
+        "half-width); n: independent repeats"
+    )
+    if recommendation is not None:
+        caption += "\n" + recommendation.reason
     table = Table(title="capsweep configurations", caption=caption, caption_justify="left")
     table.add_column("", no_wrap=True)
     table.add_column("rank", justify="right")
     table.add_column("params")
-    for name in ("val_accuracy", "trainable_params", "overfit_gap", "fit_seconds"):
-        table.add_column(name, justify="right")
-    table.add_column("test_accuracy", justify="right")
-    table.add_column("n", justify="right")
+    for name in COLUMNS:
+        table.add_column(name, justify="left" if name == "state" else "right")
     chosen = recommendation.chosen.key if recommendation else None
     for rank, (summary, mark) in enumerate(
         zip(ranked, _marks(ranked, recommendation), strict=True), start=1
     ):
-        accuracy = f"{summary.val_accuracy:.3f}"
-        if summary.val_accuracy_std is not None:
-            accuracy += f" ± {summary.val_accuracy_std:.3f}"
         table.add_row(
             mark,
             str(rank),
             summary.label,
-            accuracy,
+            accuracy_cell(summary),
+            count_cell(summary),
+            _format(summary.test_accuracy, ".3f"),
             f"{summary.trainable_params:,.0f}",
             _format(summary.overfit_gap, ".3f"),
             _format(summary.fit_seconds, ".1f"),
-            _format(summary.test_accuracy, ".3f"),
-            str(summary.n),
+            state_cell(summary),
             style="bold" if summary.key == chosen else None,
         )
     return table

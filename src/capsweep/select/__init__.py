@@ -5,6 +5,7 @@ file access, so a recommendation answers in a second on a laptop.
 """
 
 from capsweep.select.explain import Recommendation
+from capsweep.select.holdout import HoldoutCheck
 from capsweep.select.pareto import pareto_front
 from capsweep.select.records import (
     COMPLETE,
@@ -15,11 +16,12 @@ from capsweep.select.records import (
     summarize,
 )
 from capsweep.select.rule import recommend
-from capsweep.select.uncertainty import standard_error
+from capsweep.select.uncertainty import standard_error, standard_error_or_none, wilson_half_width
 
 __all__ = [
     "COMPLETE",
     "ConfigSummary",
+    "HoldoutCheck",
     "Recommendation",
     "TrialRecord",
     "config_key",
@@ -27,5 +29,7 @@ __all__ = [
     "pareto_front",
     "recommend",
     "standard_error",
+    "standard_error_or_none",
     "summarize",
+    "wilson_half_width",
 ]

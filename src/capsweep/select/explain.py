@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from capsweep.select.holdout import HoldoutCheck
 from capsweep.select.records import ConfigSummary
+from capsweep.select.uncertainty import standard_error_or_none
 
 TIMES = "\u00d7"  # the multiplication sign, as in "12 times fewer"
+ALSO_WITHIN_NAMED = 3  # how many other configurations within the tolerance a reason names
+REPEAT_OVER = {
+    "seed": "the seed",
+    "split": "the training/validation split",
+    "both": "the seed and the training/validation split",
+}
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The chosen configuration, the best one, and the rule that linked them."""
+    """The chosen configuration, the best one, and the rule that linked them.
+
+    Args:
+        chosen: The pick: the fewest trainable params within the tolerance of the best.
+        best: The candidate with the highest mean val_accuracy.
+        tolerance: How far below the best val_accuracy still counted as good.
+        tolerance_derivation: Where ``tolerance`` came from, in words.
+        threshold: ``best.val_accuracy - tolerance``.
+        reason: Every sentence below in one paragraph: why the pick, what else the data
+            cannot separate from it, how repeats varied, the caveat and the test check.
+        max_overfit_gap: The overfit filter the candidates passed, ``None`` for none.
+        candidates: The keys (:func:`config_key`) of the configurations the rule
+            considered: those passing ``max_overfit_gap``.
+        also_within: The other candidates within the tolerance, best first, leaving out
+            the pick and the best (which the reason names anyway).
+        caveat: Why the pick may not be trustworthy (it or the best rests on a single
+            run), or ``None``.
+        test_accuracy_check: The pick's test accuracy against the best's.
+        repeat_over: What the repeats varied: ``"seed"``, ``"split"``, ``"both"`` or
+            ``None`` (not said).
+    """
 
     chosen: ConfigSummary
     best: ConfigSummary
@@ -23,9 +52,15 @@ class Recommendation:
     threshold: float
     reason: str
     max_overfit_gap: float | None = None
+    candidates: tuple[str, ...] = ()
+    also_within: tuple[ConfigSummary, ...] = ()
+    caveat: str | None = None
+    test_accuracy_check: HoldoutCheck | None = None
+    repeat_over: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serializable account of the recommendation."""
+        check = self.test_accuracy_check
         return {
             **_configuration(self.chosen),
             "best": _configuration(self.best),
@@ -33,6 +68,11 @@ class Recommendation:
             "tolerance_derivation": self.tolerance_derivation,
             "threshold": self.threshold,
             "max_overfit_gap": self.max_overfit_gap,
+            "candidates": [json.loads(key) for key in self.candidates],
+            "also_within": [_brief(summary) for summary in self.also_within],
+            "caveat": self.caveat,
+            "test_accuracy_check": None if check is None else _plain(check.as_dict()),
+            "repeat_over": self.repeat_over,
             "reason": self.reason,
         }
 
@@ -46,7 +86,24 @@ def _configuration(summary: ConfigSummary) -> dict[str, Any]:
         "representative_run_id": representative["run_id"],
         "trials": summary.trials(),
         "params": _plain(summary.params),
-        "metrics": _plain(summary.metrics()),
+        "metrics": _plain({**summary.metrics(), "standard_error": standard_error_or_none(summary)}),
+        "other_states": dict(summary.other_states),
+    }
+
+
+def _brief(summary: ConfigSummary) -> dict[str, Any]:
+    return {
+        "label": summary.label,
+        "params": _plain(summary.params),
+        **_plain(
+            {
+                "val_accuracy": summary.val_accuracy,
+                "standard_error": standard_error_or_none(summary),
+                "n": summary.n,
+                "trainable_params": summary.trainable_params,
+            }
+        ),
+        "trial_numbers": list(dict.fromkeys(summary.trial_numbers)),
     }
 
 
@@ -73,13 +130,15 @@ def ratio(larger: float, smaller: float) -> str:
 
 
 def reason_sentence(
-    chosen: ConfigSummary, best: ConfigSummary, tolerance: float, absolute: bool
+    chosen: ConfigSummary, best: ConfigSummary, tolerance: float, measure: str
 ) -> str:
-    within = (
-        f"within the absolute tolerance ({tolerance:.3f})"
-        if absolute
-        else f"within one standard error ({tolerance:.3f})"
-    )
+    """Why the pick: its size against the best's, and the tolerance it is within.
+
+    Args:
+        measure: What the tolerance is, e.g. ``"one Wilson standard error"`` or
+            ``"the absolute tolerance"``.
+    """
+    within = f"within {measure} ({tolerance:.3f})"
     if chosen.key == best.key:
         return (
             f"{best.label} is the best (val_accuracy {best.val_accuracy:.3f}) and itself the "
@@ -92,3 +151,29 @@ def reason_sentence(
         f"{best.val_accuracy:.3f}) and its val_accuracy {chosen.val_accuracy:.3f} is "
         f"{within} of it."
     )
+
+
+def _accuracy(summary: ConfigSummary) -> str:
+    error = standard_error_or_none(summary)
+    shown = f"{summary.val_accuracy:.3f}"
+    return shown if error is None else f"{shown} ± {error:.3f}"
+
+
+def also_within_sentence(others: Sequence[ConfigSummary]) -> str | None:
+    """The other configurations within the tolerance, at most three named, or ``None``."""
+    if not others:
+        return None
+    named = [f"{s.label} ({_accuracy(s)})" for s in others[:ALSO_WITHIN_NAMED]]
+    rest = len(others) - len(named)
+    listed = "; ".join(named) + (f"; and {rest} more" if rest else "")
+    return (
+        f"Also within the tolerance of the best: {listed}; the pick is only the smallest of "
+        "these, not clearly the most accurate."
+    )
+
+
+def repeat_over_sentence(repeat_over: str | None) -> str | None:
+    """What the repeats varied, or ``None`` when not said."""
+    if repeat_over is None:
+        return None
+    return f"Repeats varied {REPEAT_OVER[repeat_over]}."

@@ -11,7 +11,7 @@ import logging
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class TrialRecord:
         metrics: ``val_accuracy``, ``trainable_params``, ``overfit_gap``, ``n_val``, ...;
             any may be missing unless the trial is COMPLETE.
         run_id: The MLflow run that recorded the trial.
+        seed: The training seed this repeat used, ``None`` when not recorded.
+        split_seed: The seed of the training/validation split, ``None`` when not recorded.
     """
 
     number: int
@@ -41,17 +43,31 @@ class TrialRecord:
     repeat: int
     metrics: Mapping[str, float]
     run_id: str | None = None
+    seed: int | None = None
+    split_seed: int | None = None
 
 
 @dataclass(frozen=True)
 class ConfigSummary:
-    """The completed repeats of one configuration; metrics are means over the repeats.
+    """The completed runs of one configuration; metrics are means over independent repeats.
 
-    ``trial_numbers``, ``repeats``, ``run_ids`` and ``val_accuracies`` are aligned, one
-    entry per completed repeat, by trial number then repeat. A trial number appears once
-    per repeat when one Optuna trial trains all the repeats.
-    ``val_accuracy_std`` is the sample standard deviation (ddof=1), ``None`` for one repeat.
-    A mean is ``None`` when no repeat recorded that metric.
+    Two kinds of count meet here. A *run* is one COMPLETE record (one trial, one repeat).
+    An *independent repeat* is what the statistics count: runs of the configuration with
+    the same known seed and split seed trained the same thing again, so they are pooled
+    into one repeat (the mean of their metrics); a run whose seed is unknown is a repeat
+    of its own.
+
+    ``trial_numbers``, ``repeats``, ``run_ids``, ``val_accuracies``, ``seeds``,
+    ``split_seeds`` and ``samples`` are aligned, one entry per run, by trial number then
+    repeat. A trial number appears once per repeat when one Optuna trial trains all the
+    repeats. ``samples[i]`` is the independent repeat (0..n-1, in order of first run) that
+    run ``i`` counts towards.
+
+    ``val_accuracy`` and the other means are means over the independent repeats.
+    ``val_accuracy_std`` is their sample standard deviation (ddof=1), ``None`` for one
+    independent repeat. A mean is ``None`` when no run recorded that metric.
+    ``other_states`` counts the configuration's trials that did not complete, by state
+    (``{"PRUNED": 2}``); a trial of several repeats counts once.
     """
 
     key: str
@@ -68,11 +84,30 @@ class ConfigSummary:
     test_accuracy: float | None
     train_accuracy: float | None
     n_val: float | None
+    seeds: tuple[int | None, ...] = ()
+    split_seeds: tuple[int | None, ...] = ()
+    samples: tuple[int, ...] = ()
+    other_states: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
-        """How many repeats completed."""
+        """How many independent repeats completed (every run, if ``samples`` is empty)."""
+        return len(set(self.samples)) if self.samples else self.n_runs
+
+    @property
+    def n_runs(self) -> int:
+        """How many runs completed, same-seed reruns included."""
         return len(self.trial_numbers)
+
+    @property
+    def sample_val_accuracies(self) -> tuple[float, ...]:
+        """The val_accuracy of each independent repeat: the mean over its runs."""
+        if not self.samples:
+            return self.val_accuracies
+        groups: dict[int, list[float]] = {}
+        for sample, accuracy in zip(self.samples, self.val_accuracies, strict=True):
+            groups.setdefault(sample, []).append(accuracy)
+        return tuple(statistics.fmean(groups[sample]) for sample in sorted(groups))
 
     @property
     def label(self) -> str:
@@ -81,29 +116,37 @@ class ConfigSummary:
 
     @property
     def representative(self) -> int:
-        """Index of the repeat with the highest val_accuracy (the first one on a tie)."""
-        return max(range(self.n), key=lambda index: (self.val_accuracies[index], -index))
+        """Index of the run with the highest val_accuracy (the first one on a tie)."""
+        runs = range(self.n_runs)
+        return max(runs, key=lambda index: (self.val_accuracies[index], -index))
 
     @property
     def representative_trial(self) -> int:
-        """The trial number of the repeat with the highest val_accuracy."""
+        """The trial number of the run with the highest val_accuracy."""
         return self.trial_numbers[self.representative]
 
     def trials(self) -> list[dict[str, Any]]:
-        """Each completed repeat: trial number, repeat, run id and val_accuracy."""
+        """Each completed run: trial number, repeat, run id, val_accuracy, seeds, sample."""
         return [
-            {"number": number, "repeat": repeat, "run_id": run_id, "val_accuracy": accuracy}
-            for number, repeat, run_id, accuracy in zip(
-                self.trial_numbers, self.repeats, self.run_ids, self.val_accuracies, strict=True
-            )
+            {
+                "number": self.trial_numbers[index],
+                "repeat": self.repeats[index],
+                "run_id": self.run_ids[index],
+                "val_accuracy": self.val_accuracies[index],
+                "seed": self.seeds[index] if self.seeds else None,
+                "split_seed": self.split_seeds[index] if self.split_seeds else None,
+                "sample": self.samples[index] if self.samples else index,
+            }
+            for index in range(self.n_runs)
         ]
 
     def metrics(self) -> dict[str, float | int | None]:
-        """The means, the std and n, by metric name."""
+        """The means, the std, n (independent repeats) and n_runs, by metric name."""
         return {
             "val_accuracy": self.val_accuracy,
             "val_accuracy_std": self.val_accuracy_std,
             "n": self.n,
+            "n_runs": self.n_runs,
             "trainable_params": self.trainable_params,
             **{name: getattr(self, name) for name in _MEAN_METRICS},
         }
@@ -156,42 +199,81 @@ def _lacks_required_metric(record: TrialRecord) -> bool:
     return False
 
 
+def _independent_repeats(group: Sequence[TrialRecord]) -> list[list[TrialRecord]]:
+    """The runs split into independent repeats: same known (seed, split seed) pooled.
+
+    In order of each repeat's first run; a run whose seed is unknown stands alone.
+    """
+    samples: dict[tuple[Any, ...], list[TrialRecord]] = {}
+    for index, record in enumerate(group):
+        same = ("seed", record.seed, record.split_seed) if record.seed is not None else (index,)
+        samples.setdefault(same, []).append(record)
+    for runs in samples.values():
+        if len(runs) > 1:
+            log.info(
+                "Trials %s of %s trained with the same seed %s and split seed %s: "
+                "counted as one repeat, not %d.",
+                ", ".join(f"{run.number} (repeat {run.repeat})" for run in runs),
+                params_label(runs[0].params),
+                runs[0].seed,
+                runs[0].split_seed,
+                len(runs),
+            )
+    return list(samples.values())
+
+
+def _summary(key: str, group: list[TrialRecord], other_states: Mapping[str, int]) -> ConfigSummary:
+    group.sort(key=lambda record: (record.number, record.repeat))
+    samples = _independent_repeats(group)
+    sample_of = {id(run): index for index, runs in enumerate(samples) for run in runs}
+
+    def per_sample(name: str) -> list[float | None]:
+        return [_mean([run.metrics.get(name) for run in runs]) for runs in samples]
+
+    accuracies = [float(value) for value in per_sample("val_accuracy") if value is not None]
+    sizes = [float(value) for value in per_sample("trainable_params") if value is not None]
+    return ConfigSummary(
+        key=key,
+        params=dict(group[0].params),
+        trial_numbers=tuple(record.number for record in group),
+        repeats=tuple(record.repeat for record in group),
+        run_ids=tuple(record.run_id for record in group),
+        val_accuracies=tuple(float(record.metrics["val_accuracy"]) for record in group),
+        val_accuracy=statistics.fmean(accuracies),
+        val_accuracy_std=statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+        trainable_params=statistics.fmean(sizes),
+        **{name: _mean(per_sample(name)) for name in _MEAN_METRICS},
+        seeds=tuple(record.seed for record in group),
+        split_seeds=tuple(record.split_seed for record in group),
+        samples=tuple(sample_of[id(record)] for record in group),
+        other_states=dict(other_states),
+    )
+
+
 def summarize(records: Iterable[TrialRecord]) -> list[ConfigSummary]:
-    """Group the COMPLETE trials by configuration; ignore every other state.
+    """Group the COMPLETE trials by configuration; count the other states per configuration.
 
     A COMPLETE record without a finite val_accuracy or trainable_params is left out with
-    a warning.
+    a warning. Runs of a configuration with the same known seed and split seed are pooled
+    into one independent repeat (see :class:`ConfigSummary`). A configuration with no
+    COMPLETE run gets no summary.
 
     Returns:
         One summary per configuration, by mean val_accuracy descending, then fewer
         trainable params.
     """
     groups: dict[str, list[TrialRecord]] = {}
+    unfinished: dict[str, dict[str, set[int]]] = {}
     for record in records:
-        if record.state == COMPLETE and not _lacks_required_metric(record):
-            groups.setdefault(config_key(record.params), []).append(record)
+        key = config_key(record.params)
+        if record.state != COMPLETE:
+            unfinished.setdefault(key, {}).setdefault(record.state, set()).add(record.number)
+        elif not _lacks_required_metric(record):
+            groups.setdefault(key, []).append(record)
     summaries = []
     for key, group in groups.items():
-        group.sort(key=lambda record: (record.number, record.repeat))
-        accuracies = [float(record.metrics["val_accuracy"]) for record in group]
-        params = [float(record.metrics["trainable_params"]) for record in group]
-        means = {
-            name: _mean([record.metrics.get(name) for record in group]) for name in _MEAN_METRICS
-        }
-        summaries.append(
-            ConfigSummary(
-                key=key,
-                params=dict(group[0].params),
-                trial_numbers=tuple(record.number for record in group),
-                repeats=tuple(record.repeat for record in group),
-                run_ids=tuple(record.run_id for record in group),
-                val_accuracies=tuple(accuracies),
-                val_accuracy=statistics.fmean(accuracies),
-                val_accuracy_std=statistics.stdev(accuracies) if len(group) > 1 else None,
-                trainable_params=statistics.fmean(params),
-                **means,
-            )
-        )
+        states = {state: len(numbers) for state, numbers in unfinished.get(key, {}).items()}
+        summaries.append(_summary(key, group, dict(sorted(states.items()))))
     return sorted(summaries, key=rank_key)
 
 

@@ -10,7 +10,15 @@ import math
 from collections.abc import Iterable
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.select.explain import Recommendation, reason_sentence
+from capsweep.select.caveat import single_run_caveat
+from capsweep.select.explain import (
+    REPEAT_OVER,
+    Recommendation,
+    also_within_sentence,
+    reason_sentence,
+    repeat_over_sentence,
+)
+from capsweep.select.holdout import check_test_accuracy
 from capsweep.select.records import ConfigSummary, rank_key
 from capsweep.select.uncertainty import standard_error
 
@@ -48,11 +56,40 @@ def _within_gap(pool: list[ConfigSummary], max_overfit_gap: float | None) -> lis
     )
 
 
+def _check_repeat_over(repeat_over: str | None) -> str | None:
+    if repeat_over is None or repeat_over in REPEAT_OVER:
+        return repeat_over
+    raise CapsweepConfigError(
+        "repeat_over",
+        repeat_over,
+        "is not a kind of repeat",
+        choices=[*REPEAT_OVER, None],
+        fix="say what the repeats varied, or leave it unset",
+    )
+
+
+def _tolerance(best: ConfigSummary, tolerance: float | None) -> tuple[float, str, str]:
+    """The tolerance, its derivation, and what to call it in the reason."""
+    if tolerance is not None:
+        used = _check_number("tolerance", tolerance, minimum=0.0)
+        return used, "absolute tolerance", "the absolute tolerance"
+    used = standard_error(best)
+    if best.n > 1:
+        derivation = f"one standard error of the best, from {best.n} repeats"
+        return used, derivation, "one standard error"
+    derivation = (
+        "one Wilson standard error of the best (Wilson score interval half-width, z=1), "
+        f"n_val={best.n_val:g}"
+    )
+    return used, derivation, "one Wilson standard error"
+
+
 def recommend(
     summaries: Iterable[ConfigSummary],
     *,
     tolerance: float | None = None,
     max_overfit_gap: float | None = None,
+    repeat_over: str | None = None,
 ) -> Recommendation:
     """Recommend the configuration with the fewest trainable params that performs well.
 
@@ -61,15 +98,23 @@ def recommend(
     has the fewest trainable params among candidates within ``tolerance`` of the best
     (ties: higher val_accuracy).
 
+    The reason also names the other candidates within the tolerance (the data do not
+    separate the pick from them), says what the repeats varied, warns when the pick or
+    the best rests on a single run, and compares their test accuracies.
+
     Args:
         summaries: What :func:`summarize` returned.
         tolerance: How far below the best val_accuracy still counts as good; by default
-            one standard error of the best (:func:`standard_error`).
+            one standard error of the best (:func:`standard_error`: from its repeats, or
+            the Wilson half-width for a single run).
         max_overfit_gap: Drop configurations whose train - val accuracy gap exceeds this.
+        repeat_over: What the repeats varied: ``"seed"``, ``"split"`` or ``"both"``;
+            ``None`` says nothing about it.
 
     Raises:
         ValueError: No completed configuration, none passes ``max_overfit_gap``, a
-            ``tolerance`` that is negative or not finite, or no standard error is known.
+            ``tolerance`` that is negative or not finite, an unknown ``repeat_over``, or
+            no standard error is known.
     """
     pool = list(summaries)
     if not pool:
@@ -77,18 +122,10 @@ def recommend(
             "no completed trial to recommend from: every trial is PRUNED, FAIL, RUNNING or "
             "WAITING; wait for the sweep to finish or check why its trials failed"
         )
+    over = _check_repeat_over(repeat_over)
     candidates = _within_gap(pool, max_overfit_gap)
     best = min(candidates, key=rank_key)
-    if tolerance is None:
-        used = standard_error(best)
-        derivation = (
-            f"one standard error of the best, from {best.n} repeats"
-            if best.n > 1
-            else f"one binomial standard error of the best, n_val={best.n_val:g}"
-        )
-    else:
-        used = _check_number("tolerance", tolerance, minimum=0.0)
-        derivation = "absolute tolerance"
+    used, derivation, measure = _tolerance(best, tolerance)
     threshold = best.val_accuracy - used
     # isclose: "0.86 is within 0.02 of 0.88" must hold despite float rounding.
     good = [
@@ -97,12 +134,29 @@ def recommend(
         if s.val_accuracy >= threshold or math.isclose(s.val_accuracy, threshold, abs_tol=1e-12)
     ]
     chosen = min(good, key=lambda s: (s.trainable_params, -s.val_accuracy, s.key))
+    also_within = tuple(
+        sorted((s for s in good if s.key not in (chosen.key, best.key)), key=rank_key)
+    )
+    caveat = single_run_caveat(chosen, best, pool, over)
+    check = check_test_accuracy(chosen, best, used)
+    sentences = [
+        reason_sentence(chosen, best, used, measure),
+        also_within_sentence(also_within),
+        repeat_over_sentence(over),
+        caveat,
+        check.sentence(),
+    ]
     return Recommendation(
         chosen=chosen,
         best=best,
         tolerance=used,
         tolerance_derivation=derivation,
         threshold=threshold,
-        reason=reason_sentence(chosen, best, used, absolute=tolerance is not None),
+        reason=" ".join(sentence for sentence in sentences if sentence),
         max_overfit_gap=None if max_overfit_gap is None else float(max_overfit_gap),
+        candidates=tuple(s.key for s in candidates),
+        also_within=also_within,
+        caveat=caveat,
+        test_accuracy_check=check,
+        repeat_over=over,
     )
