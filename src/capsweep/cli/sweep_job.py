@@ -6,6 +6,9 @@ host: everything it needs arrives in ``settings.trial`` and the shared study sto
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
 from typing import Any
 
 from capsweep.cli.run import run_trial
@@ -15,13 +18,29 @@ from capsweep.sweep.pruning import EpochReporter, make_pruner, study_pruner
 from capsweep.sweep.study import RUN_ID_ATTR, open_storage, owner_tag, trial_handle
 
 
+def quiet_console() -> None:
+    """Show warnings and errors only on the console while this job runs.
+
+    The sweeper prints one line per finished trial; the job's full log stays in its
+    folder (Hydra's file handler), and Hydra configures logging afresh for every job.
+    """
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
 def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
     """Train the trial and repeat named in ``settings.trial``; return its result for the sweeper.
 
     Returns:
         ``{"state": "COMPLETE" | "PRUNED", "metrics": {...}, "run_id": ...,
-        "pruned_at_epoch": ...}``.
+        "pruned_at_epoch": ..., "seconds": ...}``, seconds being the job's wall time.
     """
+    if settings.trainer.verbose is None:  # epoch lines go to the job's log file only
+        settings = dataclasses.replace(
+            settings, trainer=dataclasses.replace(settings.trainer, verbose=0)
+        )
+    quiet_console()
     context = settings.trial
     if context.number is None or context.storage is None or context.study_name is None:
         raise ValueError(f"a sweep job needs trial.number, storage and study_name: {context}")
@@ -43,6 +62,7 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         "capsweep.repeat": context.repeat,
         **{f"capsweep.param.{name}": value for name, value in trial.params.items()},
     }
+    started_at = time.perf_counter()
     outcome = run_trial(
         settings,
         parent_run_id=context.parent_run_id,
@@ -56,4 +76,5 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         "run_id": outcome.run_id,
         "metrics": outcome.metrics.scalars() if outcome.metrics else {},
         "pruned_at_epoch": outcome.pruned_at_epoch,
+        "seconds": time.perf_counter() - started_at,
     }

@@ -23,14 +23,17 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
+from capsweep import tracking
+from capsweep.redaction import redact_url
 from capsweep.settings import TrialContext
 from capsweep.sweep import study as studies
 from capsweep.sweep.plan import SweepPlan
+from capsweep.sweep.progress import SweepProgress, TrialLine
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
 from capsweep.sweep.search_space import override_value
 from capsweep.sweep.study import tell
-from capsweep.sweep.summary import SweepSummary
+from capsweep.sweep.summary import Report, SweepSummary
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class SweepLoop:
     def run(self) -> list[dict[str, Any]]:
         """Run the sweep until the study holds ``n_trials`` finished trials."""
         plan = self.plan
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # capsweep says it in one line
         study, created = studies.open_study(
             studies.open_storage(plan.storage_url),
             plan.study_name,
@@ -61,18 +65,9 @@ class SweepLoop:
             objectives=plan.objectives.names,
             space_signature=plan.space.signature(),
             space_description=plan.space.describe(),
+            repeats={"repeats": plan.repeats, "over": plan.repeat_over},
             sampler=plan.sampler,
             pruner=study_pruner(plan.pruner),
-        )
-        log.info(
-            "Study %r in %s: %s %s, sampler %s, %d finished trials wanted (%s)",
-            plan.study_name,
-            studies.redact(plan.storage_url),
-            plan.objectives.directions,
-            plan.objectives.names,
-            plan.sampler_name,
-            plan.n_trials,
-            "new" if created else "resumed",
         )
         summary = SweepSummary.open(
             self.config,
@@ -81,11 +76,8 @@ class SweepLoop:
             storage_url=plan.storage_url,
             report_dir=Path(str(self.config.hydra.sweep.dir)) / "report",
         )
-        recover_stale_trials(
-            study,
-            stale_after=plan.stale_after_seconds,
-            tracking_uri=str(self.config.tracking.uri),
-        )
+        uri = str(self.config.tracking.uri)
+        recover_stale_trials(study, stale_after=plan.stale_after_seconds, tracking_uri=uri)
         context = TrialContext(
             storage=plan.storage_url,
             study_name=plan.study_name,
@@ -97,18 +89,35 @@ class SweepLoop:
         self.launcher = Plugins.instance().instantiate_launcher(
             config=self.config, hydra_context=self.hydra_context, task_function=self.task_function
         )
-        return self._loop(study, context, summary)
+        progress = SweepProgress(total=plan.n_trials, done=_finished(study))
+        progress.say(
+            f"Study {plan.study_name!r} ({'new' if created else 'resumed'}) in "
+            f"{studies.redact(plan.storage_url)}: {plan.n_trials} trials of "
+            f"{plan.space.describe_short()}, {plan.sampler_name} sampler"
+            + (f", {plan.repeats} repeats each over {plan.repeat_over}" if plan.repeats > 1 else "")
+        )
+        with (
+            tracking.sweep_run(
+                uri, summary.parent_run_id, others_at_work=lambda: _running(study) > 0
+            ),
+            progress,
+        ):
+            results = self._loop(study, context, summary, progress)
+        _tell_the_outcome(progress, summary.update(), summary, uri)
+        return results
 
     def _loop(
-        self, study: optuna.Study, context: TrialContext, summary: SweepSummary
+        self,
+        study: optuna.Study,
+        context: TrialContext,
+        summary: SweepSummary,
+        progress: SweepProgress,
     ) -> list[dict[str, Any]]:
         plan = self.plan
         failures = 0
         results: list[dict[str, Any]] = []
         while True:
-            counts = studies.count_states(study)
-            finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-            wanted = plan.n_trials - finished - counts[TrialState.RUNNING]
+            wanted = plan.n_trials - _finished(study) - _running(study)
             if wanted <= 0 or self._grid_exhausted(study):
                 break
             trials = self._ask(study, min(plan.batch_size, wanted))
@@ -123,7 +132,8 @@ class SweepLoop:
             self.job_index += len(returns)
             for position, trial in enumerate(trials):
                 trial_returns = returns[position * plan.repeats : (position + 1) * plan.repeats]
-                result = self._tell(study, trial, trial_returns)
+                result, line = self._tell(study, trial, trial_returns)
+                progress.trial_finished(line)
                 results.append(result)
                 failures += result["state"] == "FAIL"
             summary.update()
@@ -132,7 +142,6 @@ class SweepLoop:
                     f"{failures} trials failed in this sweep (hydra.sweeper.max_failures="
                     f"{plan.max_failures}); the first failure is in the log above"
                 )
-        summary.update(final=True)
         return results
 
     def _grid_exhausted(self, study: optuna.Study) -> bool:
@@ -156,18 +165,27 @@ class SweepLoop:
         return trials
 
     def _job_overrides(self, trial: optuna.Trial, context: TrialContext, repeat: int) -> list[str]:
-        space = self.plan.space
-        seed = int(self.config.trainer.seed) + repeat
+        plan = self.plan
+        seed, split_seed = repeat_seeds(
+            plan.repeat_over,
+            repeat,
+            seed=int(self.config.trainer.seed),
+            split_seed=int(self.config.data.split_seed),
+        )
+        trial.set_user_attr(studies.SEED_ATTR.format(repeat=repeat), seed)
+        trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=repeat), split_seed)
         return [
-            *(f"{name}={value}" for name, value in space.fixed.items()),
+            *(f"{name}={value}" for name, value in plan.space.fixed.items()),
             *(f"{name}={override_value(value)}" for name, value in trial.params.items()),
             f"trainer.seed={seed}",
+            f"data.split_seed={split_seed}",
             *dataclasses.replace(context, number=trial.number, repeat=repeat).as_overrides(),
         ]
 
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], TrialLine]:
+        line = TrialLine(trial.number, dict(trial.params), "FAIL")
         outcomes = []
         for repeat, job in enumerate(returns):
             try:
@@ -176,24 +194,55 @@ class SweepLoop:
                 log.warning("Trial %d repeat %d failed: %s", trial.number, repeat, error)
                 trial.set_user_attr(f"capsweep.error.{repeat}", str(error)[:1000])
                 tell(study, trial, state=TrialState.FAIL)
-                return {"number": trial.number, "state": "FAIL", "error": str(error)}
+                line.detail = f"(repeat {repeat}): {str(error).splitlines()[0][:200]}"
+                return {"number": trial.number, "state": "FAIL", "error": str(error)}, line
             trial.set_user_attr(studies.METRICS_ATTR.format(repeat=repeat), outcome["metrics"])
             trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=repeat), outcome["run_id"])
             outcomes.append(outcome)
+        line.seconds = sum(float(o.get("seconds") or 0.0) for o in outcomes)
         if any(outcome["state"] == "PRUNED" for outcome in outcomes):
             tell(study, trial, state=TrialState.PRUNED)
-            log.info("Trial %d pruned %s", trial.number, trial.params)
-            return {"number": trial.number, "state": "PRUNED"}
+            epoch = next(o["pruned_at_epoch"] for o in outcomes if o["state"] == "PRUNED")
+            line.state, line.detail = "PRUNED", f"at epoch {epoch}"
+            return {"number": trial.number, "state": "PRUNED"}, line
         names = self.plan.objectives.names
         values = [statistics.fmean(float(o["metrics"][name]) for o in outcomes) for name in names]
+        accuracies = [float(o["metrics"]["val_accuracy"]) for o in outcomes]
         if len(outcomes) > 1:
-            accuracies = [float(o["metrics"]["val_accuracy"]) for o in outcomes]
             trial.set_user_attr("capsweep.val_accuracy_std", statistics.stdev(accuracies))
         tell(study, trial, values=values)
-        log.info(
-            "Trial %d %s: %s",
-            trial.number,
-            trial.params,
-            ", ".join(f"{n}={v:.4g}" for n, v in zip(names, values, strict=True)),
-        )
-        return {"number": trial.number, "state": "COMPLETE", "values": values}
+        line.state, line.val_accuracies = "COMPLETE", accuracies
+        line.trainable_params = float(outcomes[0]["metrics"]["trainable_params"])
+        return {"number": trial.number, "state": "COMPLETE", "values": values}, line
+
+
+def repeat_seeds(repeat_over: str, repeat: int, *, seed: int, split_seed: int) -> tuple[int, int]:
+    """The trainer seed and split seed of one repeat: each moves with the repeat if varied."""
+    return (
+        seed + repeat if repeat_over in ("seed", "both") else seed,
+        split_seed + repeat if repeat_over in ("split", "both") else split_seed,
+    )
+
+
+def _finished(study: optuna.Study) -> int:
+    counts = studies.count_states(study)
+    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+
+
+def _running(study: optuna.Study) -> int:
+    return studies.count_states(study)[TrialState.RUNNING]
+
+
+def _tell_the_outcome(
+    progress: SweepProgress, report: Report, summary: SweepSummary, uri: str
+) -> None:
+    """The last lines of a sweep: the recommendation, the report, the MLflow UI command."""
+    if report.recommendation is None:
+        progress.say(f"No recommendation yet: {report.problem}")
+    else:
+        progress.say(f"Recommendation: {report.recommendation.reason}")
+        progress.say(f"Report: {summary.report_dir}")
+    progress.say(
+        f"MLflow: mlflow ui --backend-store-uri {redact_url(uri)}  "
+        f"(sweep run {summary.parent_run_id})"
+    )

@@ -23,6 +23,9 @@ from capsweep.sweep.search_space import SearchSpace, parse_search_space
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 DEFAULT_N_TRIALS = 20
+# What the k repeats of a configuration vary: the training seed, the draw of the
+# training/validation images (data.split_seed; the test split stays), or both.
+REPEAT_OVER = ("both", "seed", "split")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class SweepPlan:
     pruner_options: dict[str, Any]
     pruner: optuna.pruners.BasePruner | None
     repeats: int
+    repeat_over: str
     n_trials: int
     batch_size: int
     max_failures: int
@@ -69,6 +73,14 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         sampler_name, options.get("sampler_options") or {}, seed=options.get("seed"), space=space
     )
     repeats = _at_least_one("repeats", options.get("repeats", 1))
+    repeat_over = str(options.get("repeat_over", "both"))
+    if repeat_over not in REPEAT_OVER:
+        raise CapsweepConfigError(
+            "hydra.sweeper.repeat_over",
+            repeat_over,
+            "is not what repeats vary",
+            choices=REPEAT_OVER,
+        )
     default_trials = space.grid_size() if sampler_name == "grid" else DEFAULT_N_TRIALS
     n_trials = _at_least_one("n_trials", options.get("n_trials") or default_trials)
     max_failures = options.get("max_failures")
@@ -87,6 +99,7 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         pruner_options=pruner_options,
         pruner=pruner,
         repeats=repeats,
+        repeat_over=repeat_over,
         n_trials=n_trials,
         batch_size=batch_size,
         max_failures=n_trials if max_failures is None else int(max_failures),

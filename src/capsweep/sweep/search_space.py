@@ -53,6 +53,10 @@ class SearchSpace:
     def describe(self) -> dict[str, str]:
         return {name: distribution_to_json(d) for name, d in sorted(self.distributions.items())}
 
+    def describe_short(self) -> str:
+        """The searched names, as ``capacity.unfreeze × head.depth``."""
+        return " \u00d7 ".join(sorted(self.distributions))
+
     def grid(self) -> dict[str, list[Any]]:
         """The finite choices of every parameter, for Optuna's GridSampler."""
         return {name: grid_choices(name, d) for name, d in self.distributions.items()}

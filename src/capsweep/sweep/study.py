@@ -13,13 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from capsweep.errors import CapsweepConfigError
+from capsweep.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,15 @@ RUN_ID_PREFIX = "capsweep.run_id."
 RUN_ID_ATTR = RUN_ID_PREFIX + "{repeat}"
 METRICS_PREFIX = "capsweep.metrics."
 METRICS_ATTR = METRICS_PREFIX + "{repeat}"
+SEED_ATTR = "capsweep.seed.{repeat}"  # the training seed a repeat used
+SPLIT_SEED_ATTR = "capsweep.split_seed.{repeat}"  # the seed of its training/validation split
 CURVE_ATTR = "capsweep.val_curve"
 TRAINABLE_ATTR = "capsweep.trainable_params"
 REQUEUED_ATTR = "capsweep.requeued_from"
 SURPLUS_ATTR = "capsweep.surplus"
 PARENT_RUN_ATTR = "capsweep.mlflow_parent_run_id"
+# {"repeats": k, "over": "both" | "seed" | "split"}: how each configuration is repeated.
+REPEATS_ATTR = "capsweep.repeats"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -48,13 +52,7 @@ def is_journal_path(storage: str) -> bool:
 
 def redact(storage: str) -> str:
     """The storage URL with any password removed, safe to log and tag."""
-    if is_journal_path(storage):
-        return storage
-    parts = urlsplit(storage)
-    if parts.password is None:
-        return storage
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_url(storage)
 
 
 def storage_url(storage: str | None, outputs: str, study_name: str) -> str:
@@ -105,6 +103,7 @@ def open_study(
     objectives: Sequence[str],
     space_signature: str,
     space_description: dict[str, str],
+    repeats: dict[str, Any] | None = None,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, bool]:
@@ -125,6 +124,7 @@ def open_study(
         study.set_user_attr(SPACE_ATTR, space_description)
         study.set_user_attr(DIRECTIONS_ATTR, list(directions))
         study.set_user_attr(OBJECTIVES_ATTR, list(objectives))
+        study.set_user_attr(REPEATS_ATTR, repeats)
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
@@ -140,6 +140,14 @@ def open_study(
             f"study {study_name!r} was created with objectives {stored[1]} and directions "
             f"{stored[0]}, and cannot be resumed with objectives {list(objectives)}",
             fix="use the same objectives and directions, or a new hydra.sweeper.study_name",
+        )
+    if attrs.get(REPEATS_ATTR, repeats) != repeats:
+        raise CapsweepConfigError(
+            "hydra.sweeper.repeats",
+            repeats,
+            f"study {study_name!r} repeats each configuration as {attrs.get(REPEATS_ATTR)}; "
+            "mixing repeat schemes in one study would pool unlike repeats",
+            fix="use the same repeats and repeat_over, or a new hydra.sweeper.study_name",
         )
     if attrs.get(SIGNATURE_ATTR) != space_signature:
         raise CapsweepConfigError(

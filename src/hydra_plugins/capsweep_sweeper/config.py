@@ -28,8 +28,12 @@ class CapsweepSweeperConf:
     n_trials: int | None = None
     # Trials launched together per batch (parallel with the joblib or submitit launcher).
     n_jobs: int = 1
-    # Train each configuration with this many seeds; the study optimizes the mean.
+    # Train each configuration this many times; the study optimizes the mean, and the
+    # report's tolerance comes from the repeats' spread.
     repeats: int = 1
+    # What repeats vary: both (the seed and the training/validation draw: the honest
+    # estimate of what a user would see again), seed, or split. The test split stays.
+    repeat_over: str = "both"
     # none | median | percentile | hyperband | successive_halving | threshold | wilcoxon |
     # dominance (the only one for several objectives), and its options.
     pruner: str | None = None
