@@ -153,3 +153,24 @@ def test_the_cli_refuses_a_bad_value_before_importing_tensorflow_or_mlflow(
     assert result.stdout.splitlines()[-1].split() == ["2", "none"], result.stderr[-2000:]
     assert "capsweep: error: head.depth=-1: must be >= 0" in result.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_trial_context_survives_its_own_overrides(
+    compose: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    from capsweep.settings import TrialContext
+
+    context = TrialContext(
+        number=3,
+        repeat=2,
+        storage="postgresql://user:p'w@host/db",
+        study_name="it's a study",
+        pruner="threshold",
+        pruner_options={"lower": 1.1, "n_warmup_steps": 1},
+        multi_objective=True,
+        parent_run_id="abc123",
+    )
+
+    settings = settings_from(compose(f"paths.outputs={tmp_path}", *context.as_overrides()))
+
+    assert settings.trial == context

@@ -38,7 +38,6 @@ TINY = [
     "data.train_per_class=4",
     "data.val_size=50",
     "trainer.epochs=2",
-    "trainer.verbose=0",
     "tracking.log_artifacts=false",
     # One job per configuration, whatever the default sweep's repeats; the repeats test
     # sets its own (a later override wins).
@@ -268,6 +267,39 @@ def test_sweep_nests_one_child_run_per_trial_under_one_parent(
     assert study.user_attrs[studies.PARENT_RUN_ATTR] == parent.info.run_id
 
 
+def test_the_parent_run_spans_the_sweep_and_ends_finished(
+    grid_sweep: dict[str, Any], mlflow_uri: str
+) -> None:
+    parent = next(r for r in runs(mlflow_uri, "grid") if r.data.tags.get("capsweep.role"))
+    kids = children(mlflow_uri, "grid")
+
+    assert parent.info.status == "FINISHED"
+    assert parent.info.start_time <= min(r.info.start_time for r in kids)
+    assert parent.info.end_time >= max(r.info.end_time for r in kids)
+
+
+def test_the_console_shows_a_line_per_trial_and_the_outcome(grid_sweep: dict[str, Any]) -> None:
+    console = grid_sweep["result"].stdout + grid_sweep["result"].stderr
+    per_trial = [line for line in console.splitlines() if line.startswith("[")]
+    trial_lines = [line for line in per_trial if " trial " in line]
+
+    assert [line.split()[0] for line in trial_lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert all("COMPLETE" in line and "trainable params" in line for line in trial_lines)
+    assert "Recommendation: " in console
+    assert "MLflow: mlflow ui --backend-store-uri sqlite:///" in console
+    assert "training on CPU" in console or "training on GPU" in console
+
+
+@pytest.mark.parametrize(
+    "noise",
+    ["trial.storage=", "Launching 1 jobs", "oneDNN", "cuInit", "Epoch 1/", "absl::InitializeLog"],
+)
+def test_the_console_leaves_out_internal_overrides_and_start_up_noise(
+    grid_sweep: dict[str, Any], noise: str
+) -> None:
+    assert noise not in grid_sweep["result"].stdout + grid_sweep["result"].stderr
+
+
 def test_sweep_tags_the_recommended_child_and_logs_the_summary(
     grid_sweep: dict[str, Any], mlflow_uri: str
 ) -> None:
@@ -476,6 +508,8 @@ def test_repeats_train_each_configuration_with_different_seeds(
     assert trial.value == pytest.approx((first + second) / 2)
     kids = children(mlflow_uri, "repeats")
     assert sorted(r.data.params["trainer.seed"] for r in kids) == ["0", "1"]
+    # repeat_over=both (the default) also redraws the training/validation images.
+    assert sorted(r.data.params["data.split_seed"] for r in kids) == ["0", "1"]
     assert sorted(r.data.tags["capsweep.repeat"] for r in kids) == ["0", "1"]
     recommendation = next((outputs / "multirun").glob("*/*/report/recommendation.json"))
     import json

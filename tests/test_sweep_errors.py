@@ -46,6 +46,12 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
         (["hydra.sweeper.pruner=medain"], "hydra.sweeper.pruner='medain': unknown pruner"),
         (["hydra.sweeper.direction=maximise"], "'maximise': unknown direction"),
         (["hydra.sweeper.objectives=val_acc"], "'val_acc': unknown metric"),
+        (["hydra.sweeper.repeat_over=seeds"], "choose one of: both, seed, split"),
+        (["hydra.sweeper.repeats=0"], "hydra.sweeper.repeats=0: must be a whole number >= 1"),
+        (
+            ["+trainer.epoch=choice(1,2)"],
+            "trainer.epoch='choice(1,2)': is not a key of capsweep's configuration",
+        ),
         (["head.dpeth=choice(0,1)"], "is not a key of the configuration; did you mean head.depth"),
         (
             ["hydra.sweeper.sampler=grid", "trainer.learning_rate=interval(0.001,0.1)"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,20 +12,20 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.settings.keys import schema_keys, unknown_key_error
 
 
-def check_param_paths(config: DictConfig, names: Sequence[str]) -> None:
+def check_param_paths(config: DictConfig, params: Mapping[str, str]) -> None:
     """Raise when a swept or fixed parameter is neither a config key nor a config group.
 
     ``+key`` adds a key: it must be one the settings schema has, or every job would fail.
     """
     groups = set(config.hydra.runtime.choices.keys())
     missing = object()
-    for name in names:
+    for name, value in params.items():
         key = name.lstrip("+~")
         if key in groups or key.startswith("hydra."):
             continue
         if name.startswith("+"):
             if key not in schema_keys():
-                raise unknown_key_error(key, name)
+                raise unknown_key_error(key, value)
             continue
         if OmegaConf.select(config, key, default=missing) is missing:
             known = [*groups, *_leaf_keys(config)]

@@ -56,7 +56,7 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         CapsweepConfigError: the first option that cannot work, with the key and the fix.
     """
     space = parse_search_space(options.get("params") or {}, arguments)
-    check_param_paths(config, [*space.distributions, *space.fixed])
+    check_param_paths(config, space.written)
     objectives = parse_objectives(options.get("objectives"), options.get("direction"))
     pruner_name = options.get("pruner")
     pruner_options = dict(options.get("pruner_options") or {})

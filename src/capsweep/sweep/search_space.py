@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -43,6 +43,8 @@ class SearchSpace:
 
     distributions: dict[str, BaseDistribution]
     fixed: dict[str, str]
+    # Each name's value as written (``choice(0, 1)``, ``3``), for messages.
+    written: dict[str, str] = field(default_factory=dict)
 
     def signature(self) -> str:
         """A digest that changes when the searched distributions change."""
@@ -124,8 +126,10 @@ def parse_search_space(
         ) from None
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
+    written: dict[str, str] = {}
     for override in parsed:
         name = override.get_key_element()
+        written[name] = (override.input_line or "").partition("=")[2]
         distribution = distribution_from_override(override)
         if distribution is None:
             fixed[name] = override.get_value_element_as_str()
@@ -141,7 +145,7 @@ def parse_search_space(
             fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, "
             "or choose a sweep with sweep=<name>",
         )
-    return SearchSpace(distributions, fixed)
+    return SearchSpace(distributions, fixed, written)
 
 
 def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
