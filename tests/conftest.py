@@ -19,7 +19,7 @@ import hydra
 import pytest
 from omegaconf import DictConfig
 
-from capsweep.cli.config import register_configs
+from capsweep.config import register_configs
 from capsweep.paths import CONF_DIR
 
 

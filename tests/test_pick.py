@@ -378,11 +378,12 @@ def test_recommend_picks_the_smallest_within_one_wilson_standard_error() -> None
 
 def test_recommend_picks_the_smallest_within_one_standard_error_of_the_repeats() -> None:
     # The best's repeats: mean 0.88, std 0.02, so SE = 0.02 / sqrt(3) = 0.01155 and the
-    # threshold is 0.8685. n_val=100 would give the looser binomial SE 0.0325 instead.
+    # threshold is 0.8685. With n_val=10,000 the Wilson floor over 3 x 10,000 images,
+    # sqrt(30000 * 0.88 * 0.12 + 1/4) / 30001 = 0.0019, is below the repeats' spread.
     records = [
-        *repeats(0, BEST, [0.86, 0.88, 0.90], 1_200_000, n_val=100),
-        *repeats(3, SMALL, [0.87, 0.87, 0.87], 100_000, n_val=100),  # 0.87: within
-        *repeats(6, TINY, [0.86, 0.86, 0.86], 10_000, n_val=100),  # 0.86: outside
+        *repeats(0, BEST, [0.86, 0.88, 0.90], 1_200_000, n_val=10_000),
+        *repeats(3, SMALL, [0.87, 0.87, 0.87], 100_000, n_val=10_000),  # 0.87: within
+        *repeats(6, TINY, [0.86, 0.86, 0.86], 10_000, n_val=10_000),  # 0.86: outside
     ]
 
     recommendation = recommend(summarize(records))
@@ -391,6 +392,20 @@ def test_recommend_picks_the_smallest_within_one_standard_error_of_the_repeats()
     assert recommendation.tolerance == pytest.approx(0.02 / math.sqrt(3))
     assert recommendation.threshold == pytest.approx(0.88 - 0.02 / math.sqrt(3))
     assert recommendation.tolerance_derivation == "one standard error of the best, from 3 repeats"
+
+
+def test_repeats_that_agree_by_chance_still_leave_a_wilson_tolerance() -> None:
+    # Three identical repeats have no spread; 3 x 200 validation images still cannot pin
+    # the mean closer than sqrt(600 * 0.9 * 0.1 + 1/4) / 601 = 0.01226.
+    records = [
+        *repeats(0, BEST, [0.90, 0.90, 0.90], 1_200_000, n_val=200),
+        *repeats(3, SMALL, [0.89, 0.89, 0.89], 100_000, n_val=200),  # 0.89: within 0.0123
+    ]
+
+    recommendation = recommend(summarize(records))
+
+    assert recommendation.tolerance == pytest.approx(math.sqrt(54.25) / 601)
+    assert recommendation.chosen.params == SMALL
 
 
 def test_recommend_uses_an_absolute_tolerance_when_given() -> None:

@@ -160,8 +160,8 @@ def test_head_only_transfer_from_the_default_backbone_beats_chance_clearly(
     compose: Callable[..., DictConfig],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from capsweep.cli.config import load_settings
     from capsweep.cli.run import run_trial
+    from capsweep.config import load_settings
     from capsweep.train import pretrain
 
     def no_second_pretraining(*args: Any) -> Any:

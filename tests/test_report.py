@@ -120,8 +120,9 @@ def test_trials_table_shows_mean_and_standard_error_and_thousands_separators(
 ) -> None:
     line = row_of(rendered(trials_table(summaries, recommendation)), "unfreeze=6, depth=1")
 
-    # repeats 0.90 and 0.88: mean 0.890, std sqrt(2 * 0.01**2 / 1) = 0.01414, SE 0.01414 / sqrt(2)
-    assert "0.890 ± 0.010" in line
+    # repeats 0.90 and 0.88: mean 0.890, std 0.01414, spread 0.01414 / sqrt(2) = 0.010, below
+    # the Wilson floor over 2 x 400 images, sqrt(800 * 0.89 * 0.11 + 1/4) / 801 = 0.01107
+    assert "0.890 ± 0.011" in line
     assert "1,200,000" in line
     assert "0.110" in line  # mean overfit_gap
 
@@ -245,8 +246,9 @@ def test_pareto_figure_draws_one_standard_error_on_every_point() -> None:
 
     heights = error_bar_half_heights(pareto_figure(summaries, None))
 
-    # one run: Wilson, sqrt(400 * 0.9 * 0.1 + 1/4) / 401; repeats: std 0.01414 / sqrt(2)
-    assert heights == pytest.approx([math.sqrt(36.25) / 401, 0.01])
+    # one run: Wilson, sqrt(400 * 0.9 * 0.1 + 1/4) / 401; repeats: their spread 0.01414 /
+    # sqrt(2) = 0.010 is below the Wilson floor over 800 images, sqrt(78.57) / 801
+    assert heights == pytest.approx([math.sqrt(36.25) / 401, math.sqrt(78.57) / 801])
 
 
 def test_pareto_figure_draws_the_front_of_the_candidates_only(

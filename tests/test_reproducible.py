@@ -37,8 +37,8 @@ def measured(outcome: object) -> dict[str, object]:
 @pytest.fixture
 def run(compose: Callable[..., DictConfig], tmp_path: Path) -> Callable[..., dict[str, object]]:
     """Run the tiny trial in this process with its outputs in ``tmp_path``; return its metrics."""
-    from capsweep.cli.config import load_settings
     from capsweep.cli.run import run_trial
+    from capsweep.config import load_settings
 
     def trial(*overrides: str) -> dict[str, object]:
         cfg = compose(

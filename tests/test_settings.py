@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from capsweep.cli.config import load_settings, settings_from
+from capsweep.config import load_settings, settings_from
 from capsweep.errors import CapsweepConfigError
 from capsweep.settings import check_settings
 from capsweep.settings.keys import schema_keys, unknown_keys

@@ -427,10 +427,9 @@ def test_trial_in_a_worker_process_is_pruned_through_the_storage(
         asker = trial.user_attrs[studies.OWNER_ATTR]["pid"]
         trainer = trial.user_attrs["capsweep.worker.0"]["pid"]
         assert asker != trainer  # trained in a joblib worker, told PRUNED by the sweeper
-        assert trial.intermediate_values == {
-            0: pytest.approx(trial.intermediate_values[0]),
-            1: pytest.approx(trial.intermediate_values[1]),
-        }
+        # Reported from the worker at epochs 0 and 1, then told to stop.
+        assert sorted(trial.intermediate_values) == [0, 1]
+        assert all(0.0 <= v <= 1.0 for v in trial.intermediate_values.values())
     kids = children(mlflow_uri, "pruned")
     assert {r.info.status for r in kids} == {"FINISHED"}
     assert {r.data.tags["capsweep.state"] for r in kids} == {"PRUNED"}

@@ -47,6 +47,10 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
         (["hydra.sweeper.direction=maximise"], "'maximise': unknown direction"),
         (["hydra.sweeper.objectives=val_acc"], "'val_acc': unknown metric"),
         (["hydra.sweeper.repeat_over=seeds"], "choose one of: both, seed, split"),
+        (["head.depth=-1"], "head.depth=-1: must be >= 0"),
+        (["head.depth=choice(-1,0)"], "head.depth=-1: must be >= 0"),
+        (["data=image_folder"], "data.path=None: image_folder needs a directory"),
+        (["trainer.seed=range(0,3)"], "repeats over both set trainer.seed themselves"),
         (["hydra.sweeper.repeats=0"], "hydra.sweeper.repeats=0: must be a whole number >= 1"),
         (
             ["+trainer.epoch=choice(1,2)"],

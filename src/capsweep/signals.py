@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,15 +31,17 @@ def _interruption(signum: int) -> BaseException:
 
 def _handler(signum: int, frame: Any) -> None:
     global _pending
-    if _depth:
-        _pending = _pending or _interruption(signum)
+    if _depth and _pending is None:
+        _pending = _interruption(signum)  # raised when the write is done
         return
+    # Outside a write, or a second signal while one is held: stop now.
+    _pending = None
     raise _interruption(signum)
 
 
 def install_signal_handlers() -> None:
-    """Turn SIGTERM into :class:`Terminated` and SIGINT into KeyboardInterrupt, deferred
-    while a write is under way, in the main thread of this process."""
+    """Turn SIGTERM into :class:`Terminated` and SIGINT into KeyboardInterrupt, held while a
+    write is under way (a second signal is not held), in the main thread of this process."""
     with contextlib.suppress(ValueError):  # not the main thread: leave the defaults
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
@@ -46,8 +49,14 @@ def install_signal_handlers() -> None:
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM (once installed) until the block is done, then raise them."""
+    """Hold SIGINT/SIGTERM (once installed) until the block is done, then raise them.
+
+    Signals reach the main thread only: elsewhere the block runs as it is.
+    """
     global _depth, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _depth += 1
     try:
         yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -129,24 +130,31 @@ def trial_run(
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> Iterator[TrialRun]:
     """Open a run; end it FINISHED, FAILED (exception) or KILLED (SIGINT/SIGTERM).
 
-    ``parent_run_id`` nests the run under a parent made by any process or host.
+    ``parent_run_id`` nests the run under a parent made by any process or host;
+    ``on_created`` is told the run id as soon as the run exists (before anything else is
+    logged), so that a worker killed at any later point leaves a run others can end.
     """
     client = client_for(uri)
     all_tags = {"capsweep.host": socket.gethostname(), "capsweep.git_commit": git_commit()}
     all_tags.update(tags or {})
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    with uninterrupted():
-        run = client.create_run(
-            experiment_id(client, uri, experiment),
-            run_name=run_name,
-            tags={k: str(v) for k, v in all_tags.items()},
-        )
-    with _ended_by_outcome(client, run.info.run_id):
-        yield TrialRun(client, run.info.run_id)
+    experiment_key = experiment_id(client, uri, experiment)
+    run_id = _started(
+        client,
+        lambda: (
+            client.create_run(
+                experiment_key, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()}
+            ).info.run_id
+        ),
+        on_created,
+    )
+    with _ended_by_outcome(client, run_id):
+        yield TrialRun(client, run_id)
 
 
 def create_parent_run(uri: str, experiment: str, *, study_name: str, storage: str) -> str:
@@ -179,32 +187,72 @@ def sweep_run(uri: str, run_id: str, *, others_at_work: Callable[[], bool]) -> I
     under way: the last one to finish ends it.
     """
     client = client_for(uri)
-    if client.get_run(run_id).info.status != "RUNNING":
-        with uninterrupted():
-            client.update_run(run_id, status="RUNNING")  # resumed
-    with _ended_by_outcome(client, run_id, finished=lambda: not others_at_work()):
+    if client.get_run(run_id).info.status != "RUNNING":  # resumed
+
+        def resume() -> str:
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+
+        _started(client, resume)
+    with _ended_by_outcome(client, run_id, others_at_work=others_at_work):
         yield
+
+
+def _started(
+    client: MlflowClient,
+    start: Callable[[], str],
+    on_started: Callable[[str], None] | None = None,
+) -> str:
+    """Start a run (create it, or mark it RUNNING) whole; a signal that arrived meanwhile
+    ends it KILLED before it is raised, so it is never left RUNNING."""
+    run_id: str | None = None
+    try:
+        with uninterrupted():
+            run_id = start()
+            if on_started is not None:
+                on_started(run_id)
+    except (KeyboardInterrupt, Terminated):
+        if run_id is not None:
+            with uninterrupted():
+                client.set_terminated(run_id, "KILLED")
+        raise
+    return run_id
 
 
 @contextlib.contextmanager
 def _ended_by_outcome(
-    client: MlflowClient, run_id: str, *, finished: Callable[[], bool] = lambda: True
+    client: MlflowClient, run_id: str, *, others_at_work: Callable[[], bool] = lambda: False
 ) -> Iterator[None]:
-    """End the run KILLED on SIGINT/SIGTERM, FAILED on an exception, else FINISHED (if
-    ``finished()``); each write is done whole, whatever signal arrives meanwhile."""
+    """End the run KILLED on SIGINT/SIGTERM, FAILED on an exception, else FINISHED; each
+    write is done whole, whatever signal arrives meanwhile.
+
+    While ``others_at_work()`` (other workers of a shared sweep) the run is left RUNNING
+    and only tagged with how this process ended: the last one to finish ends it.
+    """
     try:
         yield
     except (KeyboardInterrupt, Terminated):
-        with uninterrupted():
-            client.set_terminated(run_id, "KILLED")
+        _end(client, run_id, "KILLED", others_at_work)
         raise
     except BaseException:
-        with uninterrupted():
-            client.set_terminated(run_id, "FAILED")
+        _end(client, run_id, "FAILED", others_at_work)
         raise
-    if finished():
-        with uninterrupted():
-            client.set_terminated(run_id, "FINISHED")
+    _end(client, run_id, "FINISHED", others_at_work)
+
+
+def _end(
+    client: MlflowClient, run_id: str, status: str, others_at_work: Callable[[], bool]
+) -> None:
+    try:
+        shared = others_at_work()
+    except Exception:  # e.g. the study storage is what failed: end the run all the same
+        shared = False
+    with uninterrupted():
+        if shared:
+            worker = f"{socket.gethostname()}-{os.getpid()}"
+            client.set_tag(run_id, f"capsweep.worker_ended.{worker}", status)
+        else:
+            client.set_terminated(run_id, status)
 
 
 def end_if_running(uri: str, run_id: str, status: str) -> None:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from capsweep.cli.config import load_settings, register_configs
+from capsweep.config import load_settings, register_configs
 from capsweep.errors import CapsweepConfigError
 from capsweep.paths import CONF_DIR
 

@@ -10,6 +10,7 @@ not depend on weights) and nothing is loaded or trained.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -20,10 +21,10 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
-from capsweep.cli.config import load_settings, register_configs
+from capsweep.config import register_configs, settings_from
 from capsweep.errors import CapsweepConfigError
 from capsweep.paths import CONF_DIR
-from capsweep.settings import CapsweepConfig
+from capsweep.settings import CapsweepConfig, check_settings
 
 
 def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[str, int]) -> Table:
@@ -73,7 +74,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     try:
-        settings = load_settings(cfg)
+        settings = settings_from(cfg)
+        # A plan builds with random weights: where weights would come from is not its concern.
+        check_settings(
+            dataclasses.replace(
+                settings, backbone=dataclasses.replace(settings.backbone, weights=None)
+            )
+        )
         rows, summary = plan(settings)
     except CapsweepConfigError as error:
         print(f"capsweep-plan: error: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from rich.console import Console
 
-from capsweep.cli.config import register_configs
+from capsweep.config import register_configs
 from capsweep.errors import CapsweepConfigError
 from capsweep.paths import CONF_DIR
 

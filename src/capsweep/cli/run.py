@@ -25,10 +25,11 @@ def trial_tags(settings: CapsweepConfig) -> dict[str, Any]:
 
 
 def loggable_config(settings: CapsweepConfig) -> dict[str, Any]:
-    """The settings as plain values, with the study storage's password hidden."""
+    """The settings as plain values, with the passwords of the storage and tracking URLs hidden."""
     config = as_plain_dict(settings)
-    if config["trial"]["storage"]:
-        config["trial"]["storage"] = redact_url(config["trial"]["storage"])
+    for section, key in (("trial", "storage"), ("tracking", "uri")):
+        if config[section][key]:
+            config[section][key] = redact_url(config[section][key])
     return config
 
 
@@ -39,6 +40,7 @@ def run_trial(
     listeners: Sequence[EpochListener] = (),
     extra_tags: Mapping[str, Any] | None = None,
     run_name: str | None = None,
+    on_run_created: Callable[[str], None] | None = None,
     on_started: Callable[[str, CapacityReport], None] | None = None,
 ) -> TrialOutcome:
     """Build, train and evaluate one capacity setting, recorded as one MLflow run.
@@ -53,6 +55,7 @@ def run_trial(
             early, which is then recorded as PRUNED (the run itself ends FINISHED).
         extra_tags: More tags for the run.
         run_name: The MLflow run name.
+        on_run_created: Told the MLflow run id as soon as the run exists.
         on_started: Called with the MLflow run id and the capacity report once the run
             is open, before training.
     """
@@ -63,8 +66,13 @@ def run_trial(
             settings.tracking.uri,
             settings.tracking.experiment,
             run_name=run_name,
-            tags={**trial_tags(settings), **(extra_tags or {})},
+            tags={
+                **trial_tags(settings),
+                "capsweep.deterministic_ops": prepared.deterministic_ops,
+                **(extra_tags or {}),
+            },
             parent_run_id=parent_run_id,
+            on_created=on_run_created,
         ) as run:
             run.log_params(tracking.flatten(config))
             run.log_text(yaml.safe_dump(config, sort_keys=False), "config.yaml")

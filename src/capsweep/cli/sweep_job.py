@@ -51,8 +51,12 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         trial, multi_objective=context.multi_objective, report=context.repeat == 0
     )
 
-    def started(run_id: str, report: CapacityReport) -> None:
+    def created(run_id: str) -> None:
+        # Recorded before anything else: a worker killed from here on leaves a run that
+        # the study's recovery can end.
         trial.set_user_attr(RUN_ID_ATTR.format(repeat=context.repeat), run_id)
+
+    def started(run_id: str, report: CapacityReport) -> None:
         trial.set_user_attr(f"capsweep.worker.{context.repeat}", owner_tag())
         reporter.started(report.trainable_params)
 
@@ -69,6 +73,7 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         listeners=[reporter],
         extra_tags=tags,
         run_name=f"trial-{context.number}" + (f"-r{context.repeat}" if context.repeat else ""),
+        on_run_created=created,
         on_started=started,
     )
     return {

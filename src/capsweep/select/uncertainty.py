@@ -20,7 +20,8 @@ def wilson_half_width(p: float, n: float, z: float = 1.0) -> float:
 def standard_error(summary: ConfigSummary) -> float:
     """The standard error of a configuration's val_accuracy.
 
-    From the independent repeats (std / sqrt(n)) when there are several. Otherwise from
+    From the independent repeats (std / sqrt(n)) when there are several, but never less
+    than the Wilson half-width of their n * n_val validation images. Otherwise from
     the one val_accuracy p and the validation split's size n_val, as the half-width of
     the Wilson score interval at z = 1 ("one Wilson standard error"). Not the binomial
     sqrt(p(1 - p) / n_val): that is 0 at p = 1 or 0, which would make a perfect single
@@ -34,7 +35,13 @@ def standard_error(summary: ConfigSummary) -> float:
         ValueError: One independent repeat and no n_val recorded.
     """
     if summary.n > 1 and summary.val_accuracy_std is not None:
-        return summary.val_accuracy_std / math.sqrt(summary.n)
+        spread = summary.val_accuracy_std / math.sqrt(summary.n)
+        if summary.n_val is None or not summary.n_val > 0:
+            return spread
+        # A few repeats can agree by chance (0.90, 0.90, 0.90): their spread says 0, yet
+        # n repeats of n_val images cannot pin the mean closer than one Wilson error of
+        # n * n_val images.
+        return max(spread, wilson_half_width(summary.val_accuracy, summary.n * summary.n_val))
     if summary.n_val is None or not summary.n_val > 0:
         raise ValueError(
             f"cannot estimate the standard error of {summary.label}: it has {summary.n} "

@@ -27,7 +27,7 @@ from capsweep import tracking
 from capsweep.redaction import redact_url
 from capsweep.settings import TrialContext
 from capsweep.sweep import study as studies
-from capsweep.sweep.plan import SweepPlan
+from capsweep.sweep.plan import SweepPlan, repeated_seeds
 from capsweep.sweep.progress import SweepProgress, TrialLine
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
@@ -166,19 +166,23 @@ class SweepLoop:
 
     def _job_overrides(self, trial: optuna.Trial, context: TrialContext, repeat: int) -> list[str]:
         plan = self.plan
+        base = {
+            "trainer.seed": int(trial.params.get("trainer.seed", self.config.trainer.seed)),
+            "data.split_seed": int(
+                trial.params.get("data.split_seed", self.config.data.split_seed)
+            ),
+        }
         seed, split_seed = repeat_seeds(
-            plan.repeat_over,
-            repeat,
-            seed=int(self.config.trainer.seed),
-            split_seed=int(self.config.data.split_seed),
+            plan.repeat_over, repeat, seed=base["trainer.seed"], split_seed=base["data.split_seed"]
         )
         trial.set_user_attr(studies.SEED_ATTR.format(repeat=repeat), seed)
         trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=repeat), split_seed)
+        seeds = {"trainer.seed": seed, "data.split_seed": split_seed}
         return [
             *(f"{name}={value}" for name, value in plan.space.fixed.items()),
             *(f"{name}={override_value(value)}" for name, value in trial.params.items()),
-            f"trainer.seed={seed}",
-            f"data.split_seed={split_seed}",
+            # Only the seeds repeats vary are set here; a plain or swept seed stays as given.
+            *(f"{key}={seeds[key]}" for key in repeated_seeds(plan.repeats, plan.repeat_over)),
             *dataclasses.replace(context, number=trial.number, repeat=repeat).as_overrides(),
         ]
 

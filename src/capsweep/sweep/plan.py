@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.sweep import study as studies
+from capsweep.sweep.job_settings import check_job_settings
 from capsweep.sweep.objectives import Objectives, parse_objectives
 from capsweep.sweep.param_paths import check_param_paths
 from capsweep.sweep.pruning import make_pruner
@@ -81,6 +82,8 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
             "is not what repeats vary",
             choices=REPEAT_OVER,
         )
+    _check_repeats_own_their_seeds(space, repeats, repeat_over)
+    check_job_settings(config, space)
     default_trials = space.grid_size() if sampler_name == "grid" else DEFAULT_N_TRIALS
     n_trials = _at_least_one("n_trials", options.get("n_trials") or default_trials)
     max_failures = options.get("max_failures")
@@ -115,6 +118,29 @@ def _at_least_one(name: str, value: Any) -> int:
             f"hydra.sweeper.{name}", value, "must be a whole number >= 1", fix=f"e.g. {name}=1"
         )
     return value
+
+
+def repeated_seeds(repeats: int, repeat_over: str) -> tuple[str, ...]:
+    """The seed keys each repeat sets: none for one repeat, else what repeats vary."""
+    if repeats == 1:
+        return ()
+    return {
+        "both": ("trainer.seed", "data.split_seed"),
+        "seed": ("trainer.seed",),
+        "split": ("data.split_seed",),
+    }[repeat_over]
+
+
+def _check_repeats_own_their_seeds(space: SearchSpace, repeats: int, repeat_over: str) -> None:
+    for key in repeated_seeds(repeats, repeat_over):
+        if key in space.distributions:
+            raise CapsweepConfigError(
+                "hydra.sweeper.params",
+                f"{key}={space.written.get(key, '')}",
+                f"repeats over {repeat_over} set {key} themselves (base seed + repeat)",
+                fix="set the base seed as a plain override (trainer.seed=7), sweep it with "
+                "hydra.sweeper.repeats=1, or vary only the other seed with repeat_over",
+            )
 
 
 def _launcher(config: DictConfig) -> str:

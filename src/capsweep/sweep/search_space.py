@@ -45,6 +45,8 @@ class SearchSpace:
     fixed: dict[str, str]
     # Each name's value as written (``choice(0, 1)``, ``3``), for messages.
     written: dict[str, str] = field(default_factory=dict)
+    # The fixed values as Python values (``null`` is None, ``[4,4]`` a list).
+    fixed_values: dict[str, Any] = field(default_factory=dict)
 
     def signature(self) -> str:
         """A digest that changes when the searched distributions change."""
@@ -127,16 +129,19 @@ def parse_search_space(
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
     written: dict[str, str] = {}
+    fixed_values: dict[str, Any] = {}
     for override in parsed:
         name = override.get_key_element()
         written[name] = (override.input_line or "").partition("=")[2]
         distribution = distribution_from_override(override)
         if distribution is None:
             fixed[name] = override.get_value_element_as_str()
+            fixed_values[name] = override.value()
             distributions.pop(name, None)
         else:
             distributions[name] = distribution
             fixed.pop(name, None)
+            fixed_values.pop(name, None)
     if not distributions:
         raise CapsweepConfigError(
             "hydra.sweeper.params",
@@ -145,7 +150,7 @@ def parse_search_space(
             fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, "
             "or choose a sweep with sweep=<name>",
         )
-    return SearchSpace(distributions, fixed, written)
+    return SearchSpace(distributions, fixed, written, fixed_values)
 
 
 def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:

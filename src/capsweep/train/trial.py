@@ -34,6 +34,8 @@ from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 log = logging.getLogger(__name__)
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# TensorFlow's public API can turn deterministic ops on but not tell whether they are on.
+_deterministic_ops = False
 
 
 class Recorder(Protocol):
@@ -68,6 +70,8 @@ class PreparedTrial:
 
     data: Dataset
     transfer: TransferModel
+    # Whether TensorFlow's ops run deterministically (it may be on from an earlier trial).
+    deterministic_ops: bool = False
 
 
 @contextlib.contextmanager
@@ -80,20 +84,30 @@ def trial_session() -> Iterator[None]:
         yield
 
 
-def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+def seed_everything(seed: int) -> None:
     """A fresh Keras session with every generator seeded (Python, NumPy, TensorFlow, Keras).
 
     Called right before a trial builds its model, after any pretraining, so a trial's
     result depends on its seed alone and not on what ran before it in the process.
-    ``deterministic`` also makes TensorFlow's ops deterministic, for this process and
-    every later trial in it (TensorFlow cannot turn it off again).
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    if deterministic:
+
+
+def use_deterministic_ops(deterministic: bool) -> bool:
+    """Make TensorFlow's ops deterministic when asked; return whether they now are.
+
+    Asked once, they stay deterministic for the process (TensorFlow's switch is global),
+    so a later trial that did not ask is deterministic too: callers record the returned
+    state, not the setting.
+    """
+    global _deterministic_ops
+    if deterministic and not _deterministic_ops:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+        _deterministic_ops = True
+    return _deterministic_ops
 
 
 def resolve_weights(settings: CapsweepConfig) -> str | None:
@@ -117,6 +131,7 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
 
 def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
     """Load the data and build the model; raises before anything is recorded."""
+    deterministic = use_deterministic_ops(settings.trainer.deterministic)  # before pretraining
     data = load_dataset(settings.data, settings.backbone.input_size)
     if settings.data.num_classes is not None and settings.data.num_classes != data.num_classes:
         raise CapsweepConfigError(
@@ -126,7 +141,7 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
             fix="leave data.num_classes unset to infer it",
         )
     weights = resolve_weights(settings)  # may pretrain, which draws random numbers
-    seed_everything(settings.trainer.seed, deterministic=settings.trainer.deterministic)
+    seed_everything(settings.trainer.seed)
     backbone = build_backbone(
         settings.backbone.name,
         settings.backbone.input_size,
@@ -141,7 +156,7 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
         settings.capacity,
         settings.head,
     )
-    return PreparedTrial(data, transfer)
+    return PreparedTrial(data, transfer, deterministic)
 
 
 def train_trial(

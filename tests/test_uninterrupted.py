@@ -1,0 +1,61 @@
+"""A signal that lands during a write is raised once the write is done, never in the middle."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from capsweep.signals import Terminated, install_signal_handlers, uninterrupted
+
+
+@pytest.fixture
+def handlers() -> Iterator[None]:
+    """capsweep's handlers for SIGINT and SIGTERM, the previous ones restored after."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    install_signal_handlers()
+    yield
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+@pytest.mark.usefixtures("handlers")
+@pytest.mark.parametrize(
+    ("number", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)]
+)
+def test_a_signal_during_a_write_is_raised_after_it(number: int, raised: type) -> None:
+    done = []
+    with pytest.raises(raised), uninterrupted():
+        os.kill(os.getpid(), number)
+        done.append("the rest of the write")
+    assert done == ["the rest of the write"]
+
+
+@pytest.mark.usefixtures("handlers")
+def test_a_second_signal_during_a_write_is_raised_at_once() -> None:
+    done = []
+    with pytest.raises(Terminated), uninterrupted():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        done.append("not reached")
+    assert done == []
+
+
+@pytest.mark.usefixtures("handlers")
+def test_a_held_signal_waits_for_the_outermost_write() -> None:
+    done = []
+    with pytest.raises(Terminated), uninterrupted():
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGTERM)
+        done.append("outer write finished")
+    assert done == ["outer write finished"]
+
+
+@pytest.mark.usefixtures("handlers")
+def test_a_signal_outside_a_write_is_raised_at_once_and_not_held_for_later() -> None:
+    with pytest.raises(Terminated):
+        os.kill(os.getpid(), signal.SIGTERM)
+    with uninterrupted():
+        pass  # nothing pending: no stale signal surfaces here
