@@ -7,6 +7,7 @@ user), then prints each rerun's pick and how many reruns agree on the most commo
 
     uv run python benchmarks/pick_stability.py                 # seeds 0 100 200 300 400
     uv run python benchmarks/pick_stability.py --seeds 0 100 --outputs /tmp/stability
+    uv run python benchmarks/pick_stability.py --report-only    # the picks again, no training
 """
 
 from __future__ import annotations
@@ -22,22 +23,14 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def rerun(seed: int, outputs: Path, extra: list[str]) -> dict[str, object]:
-    """One default sweep with base seed ``seed``; its recommendation and wall time."""
+def rerun(seed: int, outputs: Path, extra: list[str], *, sweep: bool) -> dict[str, object]:
+    """One default sweep with base seed ``seed`` (unless only reporting); its pick and time."""
     study = f"stability-{seed}"
     common = [f"paths.outputs={outputs}", f"hydra.sweeper.study_name={study}"]
     started = time.perf_counter()
-    subprocess.run(
-        [
-            str(BIN / "capsweep"),
-            "-m",
-            f"trainer.seed={seed}",
-            f"data.split_seed={seed}",
-            *common,
-            *extra,
-        ],
-        check=True,
-    )
+    if sweep:
+        seeds = [f"trainer.seed={seed}", f"data.split_seed={seed}"]
+        subprocess.run([str(BIN / "capsweep"), "-m", *seeds, *common, *extra], check=True)
     seconds = time.perf_counter() - started
     report = outputs / "reports" / study
     subprocess.run(
@@ -61,9 +54,15 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 100, 200, 300, 400])
     parser.add_argument("--outputs", type=Path, default=Path("outputs/stability"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="recompute the picks of studies already run"
+    )
     parser.add_argument("overrides", nargs="*", help="more overrides for every rerun")
     options = parser.parse_args()
-    results = [rerun(seed, options.outputs, options.overrides) for seed in options.seeds]
+    results = [
+        rerun(seed, options.outputs, options.overrides, sweep=not options.report_only)
+        for seed in options.seeds
+    ]
     print("\nseed  pick (val_accuracy mean ± SE, n)          best                      wall")
     for result in results:
         metrics = result["metrics"]

@@ -68,18 +68,25 @@ def repeats(
     return records
 
 
-# One repeat each, n_val=400. The best (0.90) has a Wilson standard error (z=1) of
-# 1 / (1 + 1/400) * sqrt(0.9 * 0.1 / 400 + 1 / (4 * 400**2)) = sqrt(400 * 0.09 + 1/4) / 401
-# = sqrt(36.25) / 401 = 0.015014, so the threshold is 0.884986.
+# One repeat each, n_val=600. A single run's Wilson standard error (z=1) is
+# 1 / (1 + 1/n) * sqrt(p (1 - p) / n + 1 / (4 n**2)) = sqrt(n p (1 - p) + 1/4) / (n + 1):
+#   best  0.90: sqrt(600 * 0.09   + 1/4) / 601 = sqrt(54.25) / 601 = 0.012255
+#   SMALL 0.89: sqrt(600 * 0.0979 + 1/4) / 601 = sqrt(58.99) / 601 = 0.012780
+#   TINY  0.88: sqrt(600 * 0.1056 + 1/4) / 601 = sqrt(63.61) / 601 = 0.013271
+# Each is measured against the best by one standard error of its difference from it:
+#   SMALL: sqrt(0.012255² + 0.012780²) = 0.017706, threshold 0.882294: 0.89 is within;
+#   TINY:  sqrt(0.012255² + 0.013271²) = 0.018064, threshold 0.881936: 0.88 is just outside.
 BEST = config(6, 1)
 SMALL = config(1, 0)
 TINY = config(0, 0)
 BINOMIAL = [
-    trial(0, BEST, 0.90, 1_200_000),
-    trial(1, SMALL, 0.89, 100_000),  # within 0.015014 of the best, 12 times smaller
-    trial(2, TINY, 0.88, 10_000),  # 0.02 below the best: outside
+    trial(0, BEST, 0.90, 1_200_000, n_val=600),
+    trial(1, SMALL, 0.89, 100_000, n_val=600),  # within its 0.017706, 12 times smaller
+    trial(2, TINY, 0.88, 10_000, n_val=600),  # 0.02 below the best: outside its 0.018064
 ]
 WILSON_090_400 = math.sqrt(400 * 0.9 * 0.1 + 0.25) / 401
+WILSON_090_600 = math.sqrt(600 * 0.9 * 0.1 + 0.25) / 601
+WILSON_089_600 = math.sqrt(600 * 0.89 * 0.11 + 0.25) / 601
 
 
 # summarize
@@ -364,48 +371,92 @@ def test_standard_error_counts_independent_repeats_only() -> None:
 # recommend
 
 
-def test_recommend_picks_the_smallest_within_one_wilson_standard_error() -> None:
+def test_recommend_picks_the_smallest_within_one_wilson_standard_error_of_the_difference() -> None:
+    # BINOMIAL: TINY (0.88) is just outside its own threshold 0.9 - 0.018064 = 0.881936, so
+    # the pick is SMALL (0.89), within its own 0.9 - sqrt(0.012255² + 0.012780²) = 0.882294.
     recommendation = recommend(summarize(BINOMIAL))
 
     assert recommendation.chosen.params == SMALL
     assert recommendation.best.params == BEST
-    assert recommendation.tolerance == pytest.approx(WILSON_090_400)
-    assert recommendation.threshold == pytest.approx(0.9 - WILSON_090_400)  # 0.884986
+    assert recommendation.tolerance == pytest.approx(math.hypot(WILSON_090_600, WILSON_089_600))
+    assert recommendation.threshold == pytest.approx(
+        0.9 - math.hypot(WILSON_090_600, WILSON_089_600)
+    )  # 0.882294
     assert recommendation.tolerance_derivation == (
-        "one Wilson standard error of the best (Wilson score interval half-width, z=1), n_val=400"
+        "one standard error of each configuration's difference from the best, "
+        "sqrt(SE_best² + SE²), single runs' SE the Wilson score half-width (z=1), n_val=600"
     )
 
 
-def test_recommend_picks_the_smallest_within_one_standard_error_of_the_repeats() -> None:
-    # The best's repeats: mean 0.88, std 0.02, so SE = 0.02 / sqrt(3) = 0.01155 and the
-    # threshold is 0.8685. With n_val=10,000 the Wilson floor over 3 x 10,000 images,
-    # sqrt(30000 * 0.88 * 0.12 + 1/4) / 30001 = 0.0019, is below the repeats' spread.
+def test_recommend_picks_the_smallest_within_one_standard_error_of_the_difference() -> None:
+    # SE from the repeats, std / sqrt(3); with n_val=10,000 each Wilson floor over 3 x 10,000
+    # images (e.g. sqrt(30000 * 0.88 * 0.12 + 1/4) / 30001 = 0.0019) is below the spread.
+    #   best  mean 0.88,  std 0.02: SE 0.02 / sqrt(3) = 0.011547
+    #   SMALL mean 0.87,  std 0.02: SE 0.02 / sqrt(3) = 0.011547
+    #     tolerance sqrt(0.011547² + 0.011547²) = 0.016330, threshold 0.863670: within
+    #   TINY  mean 0.865, std 0.01: SE 0.01 / sqrt(3) = 0.005774
+    #     tolerance sqrt(0.011547² + 0.005774²) = 0.012910, threshold 0.867090: outside
     records = [
         *repeats(0, BEST, [0.86, 0.88, 0.90], 1_200_000, n_val=10_000),
-        *repeats(3, SMALL, [0.87, 0.87, 0.87], 100_000, n_val=10_000),  # 0.87: within
-        *repeats(6, TINY, [0.86, 0.86, 0.86], 10_000, n_val=10_000),  # 0.86: outside
+        *repeats(3, SMALL, [0.85, 0.87, 0.89], 100_000, n_val=10_000),
+        *repeats(6, TINY, [0.855, 0.865, 0.875], 10_000, n_val=10_000),
     ]
 
     recommendation = recommend(summarize(records))
 
     assert recommendation.chosen.params == SMALL
-    assert recommendation.tolerance == pytest.approx(0.02 / math.sqrt(3))
-    assert recommendation.threshold == pytest.approx(0.88 - 0.02 / math.sqrt(3))
-    assert recommendation.tolerance_derivation == "one standard error of the best, from 3 repeats"
+    best_error = small_error = 0.02 / math.sqrt(3)
+    assert recommendation.tolerance == pytest.approx(math.hypot(best_error, small_error))
+    assert recommendation.threshold == pytest.approx(0.88 - math.hypot(best_error, small_error))
+    assert recommendation.tolerance_derivation == (
+        "one standard error of each configuration's difference from the best, "
+        "sqrt(SE_best² + SE²), from repeats (3 for the best)"
+    )
 
 
 def test_repeats_that_agree_by_chance_still_leave_a_wilson_tolerance() -> None:
     # Three identical repeats have no spread; 3 x 200 validation images still cannot pin
-    # the mean closer than sqrt(600 * 0.9 * 0.1 + 1/4) / 601 = 0.01226.
+    # a mean closer than its Wilson half-width on 600 images:
+    #   best  0.90: sqrt(600 * 0.09   + 1/4) / 601 = sqrt(54.25) / 601 = 0.012255
+    #   SMALL 0.89: sqrt(600 * 0.0979 + 1/4) / 601 = sqrt(58.99) / 601 = 0.012780
+    # so the tolerance is sqrt(0.012255² + 0.012780²) = 0.017706 (threshold 0.882294), not 0.
     records = [
         *repeats(0, BEST, [0.90, 0.90, 0.90], 1_200_000, n_val=200),
-        *repeats(3, SMALL, [0.89, 0.89, 0.89], 100_000, n_val=200),  # 0.89: within 0.0123
+        *repeats(3, SMALL, [0.89, 0.89, 0.89], 100_000, n_val=200),  # 0.89: within
     ]
 
     recommendation = recommend(summarize(records))
 
-    assert recommendation.tolerance == pytest.approx(math.sqrt(54.25) / 601)
+    assert recommendation.tolerance == pytest.approx(
+        math.hypot(math.sqrt(54.25) / 601, math.sqrt(58.99) / 601)
+    )
     assert recommendation.chosen.params == SMALL
+
+
+def test_recommend_includes_a_noisier_smaller_configuration_the_best_only_rule_would_exclude() -> (
+    None
+):
+    # n_val=10,000: each Wilson floor over 3 x 10,000 images (0.0017 at 0.90, 0.0018 at 0.89)
+    # is below the repeats' spread, so SE = std / sqrt(3).
+    #   best  mean 0.90, std 0.01: SE_best = 0.01 / sqrt(3) = 0.005774
+    #   SMALL mean 0.89, std 0.03: SE      = 0.03 / sqrt(3) = 0.017321
+    # Old rule, one SE of the best:   threshold 0.90 - 0.005774 = 0.894226: 0.89 is outside,
+    #   and the pick would be the best itself.
+    # New rule, one SE of the difference: sqrt(0.005774² + 0.017321²) = 0.01 * sqrt(10/3)
+    #   = 0.018257, threshold 0.881743: 0.89 is within, and SMALL, 12 times smaller, is picked.
+    records = [
+        *repeats(0, BEST, [0.89, 0.90, 0.91], 1_200_000, n_val=10_000),
+        *repeats(3, SMALL, [0.86, 0.89, 0.92], 100_000, n_val=10_000),
+    ]
+
+    recommendation = recommend(summarize(records))
+
+    best_error, small_error = 0.01 / math.sqrt(3), 0.03 / math.sqrt(3)
+    old_threshold = recommendation.best.val_accuracy - standard_error(recommendation.best)
+    assert old_threshold == pytest.approx(0.90 - best_error)  # 0.894226
+    assert recommendation.chosen.params == SMALL
+    assert recommendation.chosen.val_accuracy < old_threshold  # the old rule left it out
+    assert recommendation.threshold == pytest.approx(0.90 - math.hypot(best_error, small_error))
 
 
 def test_recommend_uses_an_absolute_tolerance_when_given() -> None:
@@ -441,8 +492,13 @@ def test_recommend_measures_the_tolerance_from_the_best_candidate_under_max_over
 
     recommendation = recommend(summarize(records), max_overfit_gap=0.05)
 
+    # SMALL is the best and the pick: its tolerance is the difference of SMALL (0.90, Wilson
+    # SE sqrt(400 * 0.09 + 1/4) / 401 = 0.015014) from itself, sqrt(2) * 0.015014 = 0.021234,
+    # so the threshold is 0.878766.
     assert recommendation.best.params == SMALL
-    assert recommendation.threshold == pytest.approx(0.9 - WILSON_090_400)  # 0.884986
+    assert recommendation.threshold == pytest.approx(
+        0.9 - math.hypot(WILSON_090_400, WILSON_090_400)
+    )
 
 
 def test_recommend_keeps_the_best_when_it_is_also_the_smallest() -> None:
@@ -452,11 +508,12 @@ def test_recommend_keeps_the_best_when_it_is_also_the_smallest() -> None:
 
     assert recommendation.chosen.params == TINY
     assert recommendation.chosen == recommendation.best
+    # Each configuration had its own tolerance, so none is quoted for all of them.
     assert recommendation.reason.startswith(
         "unfreeze=0, depth=0 is the best (val_accuracy 0.900) and itself the smallest that "
-        "performs well: no configuration within one Wilson standard error (0.015) of it has "
-        "fewer trainable parameters. "
-    )  # Wilson SE: sqrt(400 * 0.09 + 1/4) / 401 = 0.015014
+        "performs well: no configuration with fewer trainable parameters is within one "
+        "Wilson standard error of the difference of it. "
+    )
 
 
 def test_recommend_breaks_a_tie_in_trainable_params_by_higher_val_accuracy() -> None:
@@ -486,11 +543,12 @@ def test_recommend_ignores_trials_that_did_not_complete() -> None:
 def test_recommend_explains_the_ratio_of_trainable_params_and_the_tolerance() -> None:
     reason = recommend(summarize(BINOMIAL)).reason
 
-    # 1,200,000 / 100,000 = 12; the tolerance is the Wilson SE 0.015014
+    # 1,200,000 / 100,000 = 12; the tolerance is SMALL's difference from the best,
+    # sqrt(0.012255² + 0.012780²) = 0.017706 (see BINOMIAL), shown as 0.018
     assert reason.startswith(
         "unfreeze=1, depth=0 has 12\u00d7 fewer trainable parameters than the best "
         "(unfreeze=6, depth=1: val_accuracy 0.900) and its val_accuracy 0.890 is within one "
-        "Wilson standard error (0.015) of it. "
+        "Wilson standard error of the difference (0.018) of it. "
     )
 
 
@@ -536,8 +594,10 @@ def test_recommend_rejects_a_tolerance_that_is_not_a_non_negative_number(
 
 
 def test_recommend_keeps_a_positive_tolerance_when_the_best_single_run_is_perfect() -> None:
-    # Tolerance: the Wilson half-width of p=1 on 200 images, 1/402 = 0.002488, so the
-    # threshold is 0.997512 and a 0.998 configuration 10 times smaller is within.
+    # The best's SE is the Wilson half-width of p=1 on 200 images, sqrt(0 + 1/4) / 201 = 1/402
+    # = 0.002488, not the binomial 0. SMALL's: sqrt(200 * 0.998 * 0.002 + 1/4) / 201
+    # = sqrt(0.6492) / 201 = 0.004009. Tolerance sqrt(0.002488² + 0.004009²) = 0.004718,
+    # so the threshold is 0.995282 and the 0.998 configuration, 10 times smaller, is within.
     records = [
         trial(0, BEST, 1.0, 1_000_000, n_val=200),
         trial(1, SMALL, 0.998, 100_000, n_val=200),
@@ -545,7 +605,9 @@ def test_recommend_keeps_a_positive_tolerance_when_the_best_single_run_is_perfec
 
     recommendation = recommend(summarize(records))
 
-    assert recommendation.tolerance == pytest.approx(1 / 402)
+    assert recommendation.tolerance == pytest.approx(
+        math.hypot(1 / 402, math.sqrt(200 * 0.998 * 0.002 + 0.25) / 201)
+    )
     assert recommendation.chosen.params == SMALL
     assert recommendation.tolerance_derivation.endswith("n_val=200")
 
@@ -693,7 +755,8 @@ def test_recommend_exports_the_others_within_the_tolerance_to_json() -> None:
 
 
 def test_recommend_says_nothing_of_others_when_only_the_pick_and_best_are_within() -> None:
-    recommendation = recommend(summarize(BINOMIAL))  # within: the best and SMALL only
+    # within: the best and SMALL only; TINY (0.88) is outside its own 0.881936 (see BINOMIAL)
+    recommendation = recommend(summarize(BINOMIAL))
 
     assert recommendation.also_within == ()
     assert "Also within" not in recommendation.reason
@@ -819,7 +882,14 @@ def test_as_dict_round_trips_through_json_with_every_chosen_trial() -> None:
     assert loaded["metrics"]["val_accuracy_std"] == pytest.approx(0.01)
     assert loaded["best"]["params"] == BEST
     assert loaded["best"]["representative_trial"] == 2
-    assert loaded["tolerance"] == pytest.approx(0.02 / math.sqrt(3))
+    # The best (mean 0.88, std 0.02): SE 0.02 / sqrt(3) = 0.011547 (its Wilson floor on
+    # 3 x 400 images, sqrt(1200 * 0.88 * 0.12 + 1/4) / 1201 = 0.009382, is lower). SMALL
+    # (mean 0.87, std 0.01): 0.01 / sqrt(3) = 0.005774 is below its Wilson floor
+    # sqrt(1200 * 0.87 * 0.13 + 1/4) / 1201 = 0.009709, so its SE is 0.009709.
+    # Tolerance: sqrt(0.011547² + 0.009709²) = 0.015086.
+    assert loaded["tolerance"] == pytest.approx(
+        math.hypot(0.02 / math.sqrt(3), math.sqrt(1200 * 0.87 * 0.13 + 0.25) / 1201)
+    )
     assert loaded["reason"].startswith("unfreeze=1, depth=0 has 12\u00d7 fewer")
 
 

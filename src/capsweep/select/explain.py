@@ -140,10 +140,11 @@ def reason_sentence(
     """
     within = f"within {measure} ({tolerance:.3f})"
     if chosen.key == best.key:
+        # Each configuration had its own tolerance: none is quoted for all of them.
         return (
             f"{best.label} is the best (val_accuracy {best.val_accuracy:.3f}) and itself the "
-            f"smallest that performs well: no configuration {within} of it has fewer "
-            "trainable parameters."
+            f"smallest that performs well: no configuration with fewer trainable parameters "
+            f"is within {measure} of it."
         )
     return (
         f"{chosen.label} has {ratio(best.trainable_params, chosen.trainable_params)} fewer "

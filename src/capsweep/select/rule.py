@@ -68,20 +68,36 @@ def _check_repeat_over(repeat_over: str | None) -> str | None:
     )
 
 
-def _tolerance(best: ConfigSummary, tolerance: float | None) -> tuple[float, str, str]:
-    """The tolerance, its derivation, and what to call it in the reason."""
+def _tolerances(
+    best: ConfigSummary, candidates: list[ConfigSummary], tolerance: float | None
+) -> tuple[dict[str, float], str, str]:
+    """Each candidate's tolerance below the best, its derivation, and its name in the reason.
+
+    By default a candidate counts as good when its mean is within one standard error of
+    its difference from the best, sqrt(SE_best² + SE_candidate²): both means are noisy,
+    so the yardstick is the noise of the comparison, not the best's alone.
+    """
     if tolerance is not None:
         used = _check_number("tolerance", tolerance, minimum=0.0)
-        return used, "absolute tolerance", "the absolute tolerance"
-    used = standard_error(best)
+        return (
+            dict.fromkeys((s.key for s in candidates), used),
+            "absolute tolerance",
+            ("the absolute tolerance"),
+        )
+    best_error = standard_error(best)
+    tolerances = {s.key: math.hypot(best_error, standard_error(s)) for s in candidates}
     if best.n > 1:
-        derivation = f"one standard error of the best, from {best.n} repeats"
-        return used, derivation, "one standard error"
+        derivation = (
+            "one standard error of each configuration's difference from the best, "
+            f"sqrt(SE_best² + SE²), from repeats ({best.n} for the best)"
+        )
+        return tolerances, derivation, "one standard error of the difference"
     derivation = (
-        "one Wilson standard error of the best (Wilson score interval half-width, z=1), "
+        "one standard error of each configuration's difference from the best, "
+        "sqrt(SE_best² + SE²), single runs' SE the Wilson score half-width (z=1), "
         f"n_val={best.n_val:g}"
     )
-    return used, derivation, "one Wilson standard error"
+    return tolerances, derivation, "one Wilson standard error of the difference"
 
 
 def recommend(
@@ -95,7 +111,7 @@ def recommend(
 
     Candidates are the configurations with ``overfit_gap <= max_overfit_gap`` (all, if it is
     ``None``). The best is the candidate with the highest mean val_accuracy; the chosen one
-    has the fewest trainable params among candidates within ``tolerance`` of the best
+    has the fewest trainable params among candidates within their tolerance of the best
     (ties: higher val_accuracy).
 
     The reason also names the other candidates within the tolerance (the data do not
@@ -104,9 +120,10 @@ def recommend(
 
     Args:
         summaries: What :func:`summarize` returned.
-        tolerance: How far below the best val_accuracy still counts as good; by default
-            one standard error of the best (:func:`standard_error`: from its repeats, or
-            the Wilson half-width for a single run).
+        tolerance: How far below the best val_accuracy still counts as good; by default,
+            for each configuration, one standard error of its difference from the best,
+            sqrt(SE_best² + SE²) (:func:`standard_error`: from the repeats, or the Wilson
+            half-width for a single run).
         max_overfit_gap: Drop configurations whose train - val accuracy gap exceeds this.
         repeat_over: What the repeats varied: ``"seed"``, ``"split"`` or ``"both"``;
             ``None`` says nothing about it.
@@ -125,15 +142,19 @@ def recommend(
     over = _check_repeat_over(repeat_over)
     candidates = _within_gap(pool, max_overfit_gap)
     best = min(candidates, key=rank_key)
-    used, derivation, measure = _tolerance(best, tolerance)
-    threshold = best.val_accuracy - used
-    # isclose: "0.86 is within 0.02 of 0.88" must hold despite float rounding.
-    good = [
-        s
-        for s in candidates
-        if s.val_accuracy >= threshold or math.isclose(s.val_accuracy, threshold, abs_tol=1e-12)
-    ]
+    tolerances, derivation, measure = _tolerances(best, candidates, tolerance)
+
+    def within(summary: ConfigSummary) -> bool:
+        floor = best.val_accuracy - tolerances[summary.key]
+        # isclose: "0.86 is within 0.02 of 0.88" must hold despite float rounding.
+        return summary.val_accuracy >= floor or math.isclose(
+            summary.val_accuracy, floor, abs_tol=1e-12
+        )
+
+    good = [s for s in candidates if within(s)]
     chosen = min(good, key=lambda s: (s.trainable_params, -s.val_accuracy, s.key))
+    used = tolerances[chosen.key]  # the pick's yardstick (the best's own, for the best)
+    threshold = best.val_accuracy - used
     also_within = tuple(
         sorted((s for s in good if s.key not in (chosen.key, best.key)), key=rank_key)
     )
