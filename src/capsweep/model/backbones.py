@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from capsweep.errors import CapsweepConfigError
+from capsweep.settings import BackboneConfig
 from capsweep.settings.choices import IMAGENET_WEIGHTS
 from capsweep.settings.validate import backbone_spec, check_input_size, check_weights
 
@@ -143,3 +144,14 @@ def _build_imagenet(name: str, build: Callable[[str | None], keras.Model]) -> ke
                 "download it elsewhere and set backbone.weights=/path/to/weights.h5"
             ),
         ) from None
+
+
+def build_configured_backbone(backbone: BackboneConfig, weights: str | None) -> keras.Model:
+    """:func:`build_backbone` for the ``backbone`` settings, with ``weights`` loaded."""
+    return build_backbone(
+        backbone.name,
+        backbone.input_size,
+        weights,
+        filters=backbone.filters,
+        blocks_per_stage=backbone.blocks_per_stage,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from capsweep.model.backbones import build_backbone
+from capsweep.model.backbones import build_configured_backbone
 from capsweep.model.capacity import backbone_units, capacity_report, unfreeze_last
 from capsweep.model.transfer import head_parameters
 from capsweep.settings import BackboneConfig, CapacityConfig, HeadConfig
@@ -34,13 +34,7 @@ def plan_rows(
         One row per (unfreeze, head depth) with the capacity report's counts, and a
         summary of the backbone (layers, parameters, units available, classes).
     """
-    backbone = build_backbone(
-        backbone_settings.name,
-        backbone_settings.input_size,
-        None,  # counts do not depend on weights
-        filters=backbone_settings.filters,
-        blocks_per_stage=backbone_settings.blocks_per_stage,
-    )
+    backbone = build_configured_backbone(backbone_settings, None)  # counts need no weights
     available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
     # A head's parameters do not depend on what the backbone unfreezes: count them once.
     heads = {

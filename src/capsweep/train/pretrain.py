@@ -19,7 +19,7 @@ import keras
 
 from capsweep.data import digits_source
 from capsweep.errors import CapsweepConfigError
-from capsweep.model.backbones import build_backbone, preprocessing_mode
+from capsweep.model.backbones import build_configured_backbone, preprocessing_mode
 from capsweep.model.layers import ImagePreprocessing
 from capsweep.settings import BackboneConfig, DataConfig
 from capsweep.train.fit import EpochLog
@@ -94,13 +94,7 @@ def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.
     settings = backbone_config.pretrain
     keras.utils.set_random_seed(settings.seed)
     source = digits_source(data, backbone_config.input_size, settings.seed)
-    backbone = build_backbone(
-        backbone_config.name,
-        backbone_config.input_size,
-        None,
-        filters=backbone_config.filters,
-        blocks_per_stage=backbone_config.blocks_per_stage,
-    )
+    backbone = build_configured_backbone(backbone_config, None)
     inputs = keras.Input(backbone.input_shape[1:])
     x = ImagePreprocessing(preprocessing_mode(backbone_config.name))(inputs)
     x = keras.layers.GlobalAveragePooling2D()(backbone(x))

@@ -21,7 +21,7 @@ import keras
 
 from capsweep.data import Dataset, load_dataset
 from capsweep.errors import CapsweepConfigError, StopTraining
-from capsweep.model.backbones import build_backbone, preprocessing_mode
+from capsweep.model.backbones import build_configured_backbone, preprocessing_mode
 from capsweep.model.capacity import CapacityReport, units_to_unfreeze
 from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
@@ -117,13 +117,7 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
         return backbone.weights
     if not source_weights_path(backbone, settings.data, settings.paths.outputs).is_file():
         # Pretraining takes a minute: refuse a count of units the backbone lacks before it.
-        random_init = build_backbone(
-            backbone.name,
-            backbone.input_size,
-            None,
-            filters=backbone.filters,
-            blocks_per_stage=backbone.blocks_per_stage,
-        )
+        random_init = build_configured_backbone(backbone, None)
         capacity = settings.capacity
         units_to_unfreeze(random_init, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
     return str(ensure_source_weights(backbone, settings.data, settings.paths.outputs))
@@ -142,13 +136,7 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
         )
     weights = resolve_weights(settings)  # may pretrain, which draws random numbers
     seed_everything(settings.trainer.seed)
-    backbone = build_backbone(
-        settings.backbone.name,
-        settings.backbone.input_size,
-        weights,
-        filters=settings.backbone.filters,
-        blocks_per_stage=settings.backbone.blocks_per_stage,
-    )
+    backbone = build_configured_backbone(settings.backbone, weights)
     transfer = build_transfer_model(
         backbone,
         preprocessing_mode(settings.backbone.name),
