@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capsweep.redaction import redact_url
+from capsweep.redaction import has_password, redact_url
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,32 @@ def test_a_password_is_replaced(url: str, shown: str) -> None:
 )
 def test_a_url_without_a_password_is_left_as_written(url: str) -> None:
     assert redact_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql+psycopg://capsweep:p%40ss%3Aword@db/capsweep", "p%40ss"),  # percent-encoded
+        ("https://mlflow.example/api?token=abc123", "abc123"),
+        ("postgresql://db/capsweep?sslmode=require&PASSWORD=abc123", "abc123"),
+    ],
+)
+def test_a_password_is_hidden_however_the_url_spells_it(url: str, secret: str) -> None:
+    assert secret not in redact_url(url)
+    assert "***" in redact_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "plain"),
+    [
+        ("postgresql://capsweep:secret@db/capsweep", True),
+        ("postgresql://db/capsweep?password=secret", True),
+        ("postgresql://capsweep:${oc.env:CAPSWEEP_DB_PASSWORD}@db/capsweep", False),
+        ("postgresql://capsweep@db/capsweep", False),
+        ("outputs/optuna/capacity.journal", False),
+    ],
+)
+def test_a_password_written_in_plain_text_is_told_from_one_read_from_the_environment(
+    url: str, plain: bool
+) -> None:
+    assert has_password(url) is plain

@@ -1,27 +1,50 @@
-"""Hide the password in a storage or tracking URL before it is logged, tagged or shown."""
+"""Hide the password in a storage or tracking URL before it is logged, tagged or shown.
+
+URLs are parsed by SQLAlchemy (which Optuna's and MLflow's database stores use), so a URL
+is read here exactly as the stores read it: percent-encoded passwords, driver names
+(``postgresql+psycopg://``) and secrets in the query string included.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 # Query parameters that carry a secret (libpq's password, a token).
-_SECRET_PARAMETERS = frozenset({"password", "passwd", "pwd", "token", "access_token"})
+SECRET_PARAMETERS = frozenset({"password", "passwd", "pwd", "token", "access_token"})
+HIDDEN = "***"
 
 
 def redact_url(url: str) -> str:
     """``url`` with any password (in its user part or query) replaced by ``***``.
 
-    A plain path is returned as it is.
+    A plain path, or a URL with nothing secret in it, is returned as written.
     """
     if "://" not in url:
         return url
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if parts.password is None and not any(k.lower() in _SECRET_PARAMETERS for k, _ in query):
-        return url  # as written: urlunsplit would drop the empty host of sqlite:////path
-    if parts.password is not None:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
-    if any(key.lower() in _SECRET_PARAMETERS for key, _ in query):
-        hidden = [(k, "***" if k.lower() in _SECRET_PARAMETERS else v) for k, v in query]
-        parts = parts._replace(query=urlencode(hidden, safe="*"))
-    return urlunsplit(parts)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # not a URL SQLAlchemy reads: hide everything after the scheme
+        return url.split("://", 1)[0] + "://" + HIDDEN
+    secret_keys = [key for key in parsed.query if key.lower() in SECRET_PARAMETERS]
+    if parsed.password is None and not secret_keys:
+        return url
+    hidden: URL = (
+        parsed.update_query_dict(dict.fromkeys(secret_keys, HIDDEN)) if secret_keys else parsed
+    )
+    return hidden.render_as_string(hide_password=True).replace("%2A", "*")
+
+
+def has_password(url: str) -> bool:
+    """Whether ``url`` carries a password in plain text (not an unresolved ``${...}``)."""
+    if "://" not in url:
+        return False
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    secrets = [
+        parsed.password,
+        *(parsed.query[k] for k in parsed.query if k.lower() in SECRET_PARAMETERS),
+    ]
+    return any(secret is not None and "${" not in str(secret) for secret in secrets)
