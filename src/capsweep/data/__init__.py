@@ -1,4 +1,7 @@
-"""Image data: scikit-learn's bundled digits and image folders, as split in-memory arrays.
+"""Image data: scikit-learn's bundled digits and image folders, split stratified and seeded.
+
+Image folders are decoded once into a memory-mapped cache entry (``decoded``) when a cache
+folder is given; splits hold row indices into one shared array rather than copies.
 
 Knows no TensorFlow, MLflow, Optuna or Hydra: it receives typed settings.
 """

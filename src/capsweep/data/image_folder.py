@@ -1,13 +1,16 @@
-"""Your own images: one sub-folder per class, split stratified and seeded."""
+"""Your own images: one sub-folder per class, split stratified and seeded.
+
+Decoded once into a cache entry (``capsweep.data.decoded``) when given a cache folder, or
+into one in-memory array otherwise; the splits index into it and copy no image.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from capsweep.data.dataset import Dataset, stratified
+from capsweep.data.dataset import Dataset, Split, split_rows
+from capsweep.data.decoded import cached_images, folder_labels
+from capsweep.data.decoding import decode_into_memory
 from capsweep.errors import CapsweepConfigError
 from capsweep.settings import DataConfig
 
@@ -15,8 +18,15 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 MIN_IMAGES_PER_CLASS = 3
 
 
-def image_folder(data: DataConfig, size: int) -> Dataset:
-    """Load ``data.path/<class>/<image>`` and split it, stratified and seeded."""
+def image_folder(data: DataConfig, size: int, *, cache_dir: Path | None = None) -> Dataset:
+    """Load ``data.path/<class>/<image>`` and split it, stratified and seeded.
+
+    Args:
+        data: the data settings (path, fractions, seeds).
+        size: the side in pixels every image is resized to.
+        cache_dir: where decoded images are kept between loads (e.g.
+            ``<outputs>/cache/images``); None decodes into memory on every load.
+    """
     root = Path(str(data.path)).expanduser()
     if not root.is_dir():
         raise CapsweepConfigError(
@@ -55,17 +65,17 @@ def image_folder(data: DataConfig, size: int) -> Dataset:
             f"but {root} has {len(files)} classes",
             fix="leave data.num_classes unset to infer it",
         )
-    images, labels = [], []
-    for index, paths in enumerate(files.values()):
-        for path in paths:
-            images.append(_read_image(path, size))
-            labels.append(index)
-    array, targets = np.stack(images), np.array(labels, dtype=np.int64)
+    paths = [path for found in files.values() for path in found]
+    if cache_dir is None:
+        images = decode_into_memory(paths, size)
+    else:
+        images = cached_images(root, files, size, cache_dir)
+    everything = Split(images, folder_labels(files))
     # The test split is drawn with its own seed: repeats that vary data.split_seed
     # resample training and validation images only.
-    rest, test = stratified(array, targets, data.test_fraction, data.test_seed)
+    rest, test = split_rows(everything, data.test_fraction, data.test_seed)
     val_share = data.val_fraction / (1.0 - data.test_fraction)
-    train, val = stratified(rest.images, rest.labels, val_share, data.split_seed)
+    train, val = split_rows(rest, val_share, data.split_seed)
     return Dataset(train, val, test, tuple(files))
 
 
@@ -77,16 +87,3 @@ def class_files(root: Path) -> dict[str, list[Path]]:
         for d in class_dirs
     }
     return {name: found for name, found in files.items() if found}
-
-
-def _read_image(path: Path, size: int) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-    except (UnidentifiedImageError, OSError) as error:
-        raise CapsweepConfigError(
-            "data.path",
-            str(path),
-            f"is not a readable image ({error})",
-            fix="remove or replace the file",
-        ) from None

@@ -12,12 +12,16 @@ from capsweep.settings import DataConfig
 from capsweep.settings.validate import check_data
 
 
-def load_dataset(data: DataConfig, size: int) -> Dataset:
-    """Load the configured target data set at ``size``² pixels."""
+def load_dataset(data: DataConfig, size: int, *, cache_dir: Path | None = None) -> Dataset:
+    """Load the configured target data set at ``size``² pixels.
+
+    ``cache_dir`` keeps an image folder's decoded images between loads (see
+    ``capsweep.data.decoded``); None decodes them into memory each time. Digits ignore it.
+    """
     check_data(data)
     if data.name == "digits":
         return digits_target(data, size)
-    return image_folder(data, size)
+    return image_folder(data, size, cache_dir=cache_dir)
 
 
 def planned_num_classes(data: DataConfig) -> int:

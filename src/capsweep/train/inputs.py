@@ -1,0 +1,54 @@
+"""Stream a split into training as batches gathered from its (memory-mapped) images.
+
+Only the batches in flight are in memory, however large the split: each batch's rows are
+read from the split's source in ascending order (nearby rows, nearby bytes on disk).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from capsweep.data.dataset import Split, gather
+
+
+def batches(split: Split, *, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of (uint8 images, int64 labels) batches of ``split``.
+
+    Args:
+        split: the images to stream; a split that holds row indices into a memory-mapped
+            source is read batch by batch, never materialised.
+        batch_size: images per batch (the last batch may be smaller).
+        seed: shuffle with this seed, anew on every pass (epoch); the same seed gives the
+            same sequence of epochs. None keeps the split's order (for evaluation).
+
+    Returns:
+        A dataset Keras' ``fit``/``evaluate`` take directly; every pass over it yields each
+        image of ``split`` exactly once. Images within a batch come in row order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, but got {batch_size=}")
+    source, rows, labels = split.source, split.row_indices, split.labels
+    image_shape = tuple(int(side) for side in source.shape[1:])
+
+    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        picked = rows[positions]
+        order = np.argsort(picked, kind="stable")
+        return gather(source, picked[order]), labels[positions[order]].astype(np.int64)
+
+    def load_batch(positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images, batch_labels = tf.numpy_function(
+            load, [positions], (tf.as_dtype(source.dtype), tf.int64), stateful=False
+        )
+        images.set_shape((None, *image_shape))
+        batch_labels.set_shape((None,))
+        return images, batch_labels
+
+    positions = tf.data.Dataset.range(len(split))
+    if seed is not None:
+        positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
+    return (
+        positions.batch(batch_size)
+        .map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

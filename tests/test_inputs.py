@@ -1,0 +1,102 @@
+"""Streaming a split into training: shuffled per epoch, seeded, every image once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capsweep.data import Split
+from capsweep.data.dataset import split_rows
+
+tf = pytest.importorskip("tensorflow")
+from capsweep.train.inputs import batches  # noqa: E402
+
+COUNT = 120  # image i is filled with the value i, its label is i % 3
+
+
+@pytest.fixture
+def mapped_split(tmp_path: Path) -> Split:
+    """A training split drawn from a memory-mapped (COUNT, 2, 2, 3) uint8 array file."""
+    path = tmp_path / "images.npy"
+    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(COUNT, 2, 2, 3))
+    images[:] = np.arange(COUNT, dtype=np.uint8)[:, None, None, None]
+    images.flush()
+    labels = np.arange(COUNT, dtype=np.int64) % 3
+    train, _ = split_rows(Split(np.load(path, mmap_mode="r"), labels), 0.25, seed=0)
+    return train
+
+
+def epoch(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The image ids (their fill value) and labels of one pass, in order."""
+    ids, labels = [], []
+    for images, batch_labels in dataset:
+        assert images.dtype == tf.uint8
+        ids.append(images.numpy()[:, 0, 0, 0].astype(int))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(ids), np.concatenate(labels)
+
+
+def test_one_epoch_yields_every_training_image_exactly_once(mapped_split: Split) -> None:
+    ids, labels = epoch(batches(mapped_split, batch_size=16, seed=0))
+
+    assert sorted(ids.tolist()) == sorted(mapped_split.row_indices.tolist())
+    np.testing.assert_array_equal(labels, ids % 3)  # each image keeps its own label
+
+
+def test_the_same_seed_gives_the_same_order(mapped_split: Split) -> None:
+    first, _ = epoch(batches(mapped_split, batch_size=16, seed=7))
+    again, _ = epoch(batches(mapped_split, batch_size=16, seed=7))
+    other, _ = epoch(batches(mapped_split, batch_size=16, seed=8))
+
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_every_epoch_is_shuffled_anew(mapped_split: Split) -> None:
+    dataset = batches(mapped_split, batch_size=16, seed=0)
+
+    first, _ = epoch(dataset)
+    second, _ = epoch(dataset)
+
+    assert sorted(first.tolist()) == sorted(second.tolist())
+    assert not np.array_equal(first, second)
+
+
+def test_batches_are_read_in_row_order(mapped_split: Split) -> None:
+    for images, _ in batches(mapped_split, batch_size=16, seed=0):
+        ids = images.numpy()[:, 0, 0, 0].astype(int)
+        assert ids.tolist() == sorted(ids.tolist())
+
+
+def test_without_a_seed_batches_take_the_split_in_its_order(mapped_split: Split) -> None:
+    ids, _ = epoch(batches(mapped_split, batch_size=32))
+
+    rows = mapped_split.row_indices
+    for start in range(0, len(rows), 32):
+        assert sorted(ids[start : start + 32]) == sorted(rows[start : start + 32])
+
+
+def test_batches_have_a_static_image_shape_and_the_batch_size(mapped_split: Split) -> None:
+    dataset = batches(mapped_split, batch_size=16, seed=0)
+
+    assert dataset.element_spec[0].shape.as_list() == [None, 2, 2, 3]
+    sizes = [len(labels) for _, labels in dataset]
+    assert sizes == [16] * (len(mapped_split) // 16) + [len(mapped_split) % 16]
+
+
+def test_keras_fits_and_evaluates_on_the_stream_of_an_in_memory_split() -> None:
+    import keras
+
+    images = np.repeat(np.arange(3, dtype=np.uint8) * 100, 10)[:, None, None, None]
+    split = Split(np.broadcast_to(images, (30, 2, 2, 3)).copy(), np.repeat(np.arange(3), 10))
+    model = keras.Sequential(
+        [keras.Input((2, 2, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    history = model.fit(batches(split, batch_size=8, seed=0), epochs=2, shuffle=False, verbose=0)
+    loss = model.evaluate(batches(split, batch_size=16), verbose=0)
+
+    assert len(history.history["loss"]) == 2 and np.isfinite(loss)
