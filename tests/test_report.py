@@ -298,17 +298,18 @@ def written(
     return write_report(folder, records, summaries, recommendation)
 
 
-def test_write_report_writes_the_three_files_and_nothing_else(written: dict[str, Path]) -> None:
+def test_write_report_writes_the_four_files_and_nothing_else(written: dict[str, Path]) -> None:
     folder = written["trials"].parent
 
     assert folder.name == "nested"  # created, with its parents
     assert sorted(path.name for path in folder.iterdir()) == [
-        "pareto.png", "recommendation.json", "trials.csv",
+        "pareto.png", "recommendation.json", "trials.csv", "unfinished.csv",
     ]  # fmt: skip
     assert written == {
         "trials": folder / "trials.csv",
         "pareto": folder / "pareto.png",
         "recommendation": folder / "recommendation.json",
+        "unfinished": folder / "unfinished.csv",
     }
 
 

@@ -10,7 +10,12 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from capsweep.errors import CapsweepConfigError
+from capsweep.redaction import redact_url
 from capsweep.signals import Terminated, uninterrupted
 
 log = logging.getLogger(__name__)
@@ -27,7 +34,121 @@ log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 PARENT_TAG = "mlflow.parentRunId"
+FAILURE_TAG = "capsweep.failure"  # the exception type, or a kind such as "oom"
+ERROR_TAG = "capsweep.error"  # the first line of its message
 _BATCH = 100  # MLflow's limit of params per log_batch call
+
+# MLflow reads these on every request; values capsweep set (not the user) may be updated.
+TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+RETRIES_ENV = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+BACKOFF_ENV = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+_set_here: dict[str, str] = {}
+
+
+def limit_http_requests(*, request_timeout: int, max_retries: int) -> None:
+    """Bound how long MLflow waits on a tracking server, unless the user exported limits.
+
+    MLflow's defaults (120 s per request, 7 retries with exponential backoff) keep a trial
+    waiting ~4 minutes per call on a dead server. These apply to every client built
+    afterwards in this process (MLflow reads them per request). Backoff between retries:
+    0, 2, 4, ... s.
+    """
+    wanted = {
+        TIMEOUT_ENV: str(request_timeout),
+        RETRIES_ENV: str(max_retries),
+        BACKOFF_ENV: "1",
+    }
+    for name, value in wanted.items():
+        current = os.environ.get(name)
+        if current is not None and _set_here.get(name) != current:
+            continue  # exported by the user: theirs wins
+        os.environ[name] = value
+        _set_here[name] = value
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (http/https) rather than a local store."""
+    return uri.lower().startswith(("http://", "https://"))
+
+
+def check_reachable(uri: str, *, timeout: float, retries: int = 2) -> None:
+    """Raise a one-line :class:`CapsweepConfigError` unless the tracking server answers.
+
+    Asks the server's ``/health`` (any HTTP answer below 500 counts: a server that wants a
+    login is up); a local store (``sqlite:///...``) needs no check. Tries ``1 + retries``
+    times, ``timeout`` seconds each, 0.5, 1, 2, ... s apart. Call it before anything is
+    trained or written.
+    """
+    if not is_server(uri):
+        return
+    health = _health_url(uri)
+    problem = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+        problem = _ask_health(health, timeout)
+        if not problem:
+            return
+    raise CapsweepConfigError(
+        "tracking.uri",
+        redact_url(uri),
+        f"no MLflow tracking server answers at {health} ({problem}; {retries + 1} tries, "
+        f"{timeout:g} s each)",
+        fix="start it (mlflow server --host HOST --port PORT ...), check the address and "
+        "the network, or record locally with tracking.uri=sqlite:///outputs/mlflow.db",
+    )
+
+
+def _health_url(uri: str) -> str:
+    """``<server>/health`` with no credentials in it."""
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", "")
+    )
+
+
+def _ask_health(url: str, timeout: float) -> str:
+    """Empty when the server answered; else why not, in one line."""
+    context = None
+    if url.startswith("https://"):
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context = ssl._create_unverified_context()  # as MLflow does with this variable
+        else:
+            context = ssl.create_default_context(
+                cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+            )
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context):
+            return ""
+    except urllib.error.HTTPError as error:
+        return "" if error.code < 500 else f"HTTP {error.code} {error.reason}"
+    except urllib.error.URLError as error:
+        return _one_line(error.reason)
+    except (OSError, ValueError) as error:  # timeouts, resets, a malformed address
+        return _one_line(error)
+
+
+def _one_line(reason: object) -> str:
+    text = str(reason).strip()
+    name = type(reason).__name__ if isinstance(reason, BaseException) else ""
+    line = text.splitlines()[0] if text else ""
+    return f"{name}: {line}" if name and line else (line or name or "no answer")
+
+
+def prepare_tracking(uri: str, *, request_timeout: int, max_retries: int) -> None:
+    """:func:`limit_http_requests`, then :func:`check_reachable`: call once before a run."""
+    limit_http_requests(request_timeout=request_timeout, max_retries=max_retries)
+    check_reachable(uri, timeout=request_timeout, retries=min(max_retries, 2))
+
+
+def failure_tags(error: BaseException) -> dict[str, str]:
+    """``capsweep.failure`` (the exception type) and ``capsweep.error`` (its first line)."""
+    text = str(error).strip()
+    return {
+        FAILURE_TAG: type(error).__name__,
+        ERROR_TAG: (text.splitlines()[0] if text else type(error).__name__)[:5000],
+    }
 
 
 def _prepare_local_store(uri: str) -> Path | None:
@@ -105,8 +226,6 @@ class TrialRun:
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        import time
-
         now = int(time.time() * 1000)
         with uninterrupted():
             self.client.log_batch(
@@ -131,12 +250,15 @@ def trial_run(
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
     on_created: Callable[[str], None] | None = None,
+    describe_failure: Callable[[BaseException], Mapping[str, str]] = failure_tags,
 ) -> Iterator[TrialRun]:
     """Open a run; end it FINISHED, FAILED (exception) or KILLED (SIGINT/SIGTERM).
 
     ``parent_run_id`` nests the run under a parent made by any process or host;
     ``on_created`` is told the run id as soon as the run exists (before anything else is
     logged), so that a worker killed at any later point leaves a run others can end.
+    A FAILED run is tagged ``capsweep.state=FAIL`` and with ``describe_failure(error)``
+    (by default :func:`failure_tags`), so reports can say why it failed.
     """
     client = client_for(uri)
     all_tags = {"capsweep.host": socket.gethostname(), "capsweep.git_commit": git_commit()}
@@ -153,7 +275,11 @@ def trial_run(
         ),
         on_created,
     )
-    with _ended_by_outcome(client, run_id):
+
+    def describe(error: BaseException) -> Mapping[str, str]:
+        return {"capsweep.state": "FAIL", **describe_failure(error)}
+
+    with _ended_by_outcome(client, run_id, describe_failure=describe):
         yield TrialRun(client, run_id)
 
 
@@ -221,10 +347,18 @@ def _started(
 
 @contextlib.contextmanager
 def _ended_by_outcome(
-    client: MlflowClient, run_id: str, *, others_at_work: Callable[[], bool] = lambda: False
+    client: MlflowClient,
+    run_id: str,
+    *,
+    others_at_work: Callable[[], bool] = lambda: False,
+    describe_failure: Callable[[BaseException], Mapping[str, str]] = failure_tags,
 ) -> Iterator[None]:
     """End the run KILLED on SIGINT/SIGTERM, FAILED on an exception, else FINISHED; each
     write is done whole, whatever signal arrives meanwhile.
+
+    A FAILED run is first tagged with ``describe_failure(error)``. When the failure
+    is the tracking server itself, ending the run fails too: that is logged and the
+    original error raised, within the bounded retries of :func:`limit_http_requests`.
 
     While ``others_at_work()`` (other workers of a shared sweep) the run is left RUNNING
     and only tagged with how this process ended: the last one to finish ends it.
@@ -232,12 +366,29 @@ def _ended_by_outcome(
     try:
         yield
     except (KeyboardInterrupt, Terminated):
-        _end(client, run_id, "KILLED", others_at_work)
+        _end_despite(client, run_id, "KILLED", others_at_work, {})
         raise
-    except BaseException:
-        _end(client, run_id, "FAILED", others_at_work)
+    except BaseException as error:
+        _end_despite(client, run_id, "FAILED", others_at_work, describe_failure(error))
         raise
     _end(client, run_id, "FINISHED", others_at_work)
+
+
+def _end_despite(
+    client: MlflowClient,
+    run_id: str,
+    status: str,
+    others_at_work: Callable[[], bool],
+    tags: Mapping[str, str],
+) -> None:
+    """Tag and end a run while an error is on its way up: never hide that error."""
+    try:
+        if tags:
+            with uninterrupted():
+                client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        _end(client, run_id, status, others_at_work)
+    except Exception as error:
+        log.warning("Could not end MLflow run %s as %s: %s", run_id, status, _one_line(error))
 
 
 def _end(

@@ -28,9 +28,18 @@ log = logging.getLogger("capsweep")
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one trial of ``cfg``; return its final metrics, or a sweep job's result.
 
-    Every setting is checked before TensorFlow or MLflow is imported.
+    Every setting is checked before TensorFlow or MLflow is imported, and a single run's
+    tracking server before TensorFlow loads.
     """
     settings = load_settings(cfg)
+    if settings.trial.number is None:  # a single run: refuse a dead server before TensorFlow
+        from capsweep import tracking
+
+        tracking.prepare_tracking(
+            settings.tracking.uri,
+            request_timeout=settings.tracking.request_timeout,
+            max_retries=settings.tracking.max_retries,
+        )
     from capsweep.train.device import start_tensorflow
 
     start_tensorflow()  # once per process, without TensorFlow's start-up noise

@@ -4,7 +4,8 @@
                     [hydra.sweeper.storage=...] [hydra.sweeper.study_name=...] [overrides]
 
 Finds the study exactly as ``capsweep -m`` with the same overrides does, prints the
-table, writes trials.csv, pareto.png and recommendation.json, logs them to the sweep's
+table and the trials that did not complete (failed, pruned, killed) with their reasons,
+writes trials.csv, pareto.png, recommendation.json and unfinished.csv, logs them to the sweep's
 MLflow parent run and tags the recommended trial's run ``capsweep.recommended=true``.
 Works while the sweep is still running (finished trials only). Never imports TensorFlow.
 """
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _report(options: argparse.Namespace) -> None:
     import optuna
 
-    from capsweep.report import trials_table
+    from capsweep.report import trials_table, unfinished_table
     from capsweep.sweep import study as studies
     from capsweep.sweep.summary import SweepSummary, build_report
 
@@ -103,9 +104,13 @@ def _report(options: argparse.Namespace) -> None:
         states[record.state] = states.get(record.state, 0) + 1
     console.print(f"Study {study_name!r} in {studies.redact(url)}: {states}")
     if report.recommendation is None:
+        if report.unfinished:
+            console.print(unfinished_table(report.unfinished))
         console.print(f"No recommendation: {report.problem}")
         raise SystemExit(1)
     console.print(trials_table(report.summaries, report.recommendation))
+    if report.unfinished:
+        console.print(unfinished_table(report.unfinished))
     console.print(f"Wrote {', '.join(str(p) for p in report.files.values())}")
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import tensorflow as tf
 import yaml
 
 from capsweep import tracking
@@ -13,6 +17,42 @@ from capsweep.redaction import redact_url
 from capsweep.settings import CapsweepConfig, as_plain_dict
 from capsweep.train.fit import EpochListener
 from capsweep.train.trial import TrialOutcome, prepare_trial, train_trial, trial_session
+
+log = logging.getLogger(__name__)
+
+OOM_FAILURE = "oom"
+OOM_HINT = (
+    "lower trainer.batch_size or backbone.input_size; on a GPU, run it again in a fresh "
+    "process (TensorFlow keeps GPU memory it has taken)"
+)
+
+
+class TrialOutOfMemory(RuntimeError):
+    """A trial ran out of memory; its message carries the hint, its cause the original."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """TensorFlow's ResourceExhaustedError (device memory) or Python's MemoryError (host)."""
+    return isinstance(error, tf.errors.ResourceExhaustedError | MemoryError)
+
+
+def trial_failure_tags(error: BaseException) -> dict[str, str]:
+    """:func:`capsweep.tracking.failure_tags`, with ``capsweep.failure=oom`` and a hint for
+    running out of memory."""
+    tags = tracking.failure_tags(error)
+    if is_out_of_memory(error):
+        tags[tracking.FAILURE_TAG] = OOM_FAILURE
+        tags["capsweep.hint"] = OOM_HINT
+    return tags
+
+
+def prepare_tracking(settings: CapsweepConfig) -> None:
+    """Bound MLflow's HTTP waits and check the tracking server answers (before training)."""
+    tracking.prepare_tracking(
+        settings.tracking.uri,
+        request_timeout=settings.tracking.request_timeout,
+        max_retries=settings.tracking.max_retries,
+    )
 
 
 def trial_tags(settings: CapsweepConfig) -> dict[str, Any]:
@@ -58,7 +98,46 @@ def run_trial(
         on_run_created: Told the MLflow run id as soon as the run exists.
         on_started: Called with the MLflow run id and the capacity report once the run
             is open, before training.
+
+    Raises:
+        CapsweepConfigError: the tracking server does not answer (before anything else).
+        TrialOutOfMemory: the trial ran out of memory; its run ended FAILED, tagged
+            ``capsweep.failure=oom``. Other errors pass through as they are, their run
+            ended FAILED and tagged with the exception type and message.
     """
+    prepare_tracking(settings)
+    try:
+        return _run(
+            settings,
+            parent_run_id=parent_run_id,
+            listeners=listeners,
+            extra_tags=extra_tags,
+            run_name=run_name,
+            on_run_created=on_run_created,
+            on_started=on_started,
+        )
+    except (tf.errors.ResourceExhaustedError, MemoryError) as error:
+        # The traceback's frames hold the model and its tensors: let them go now, so the
+        # next trial in this process starts from freed memory.
+        traceback.clear_frames(error.__traceback__)
+        gc.collect()
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        log.error("Trial ran out of memory (%s): %s", type(error).__name__, OOM_HINT)
+        raise TrialOutOfMemory(
+            f"out of memory ({type(error).__name__}: {message[:300]}); {OOM_HINT}"
+        ) from error
+
+
+def _run(
+    settings: CapsweepConfig,
+    *,
+    parent_run_id: str | None,
+    listeners: Sequence[EpochListener],
+    extra_tags: Mapping[str, Any] | None,
+    run_name: str | None,
+    on_run_created: Callable[[str], None] | None,
+    on_started: Callable[[str, CapacityReport], None] | None,
+) -> TrialOutcome:
     with trial_session():
         prepared = prepare_trial(settings)
         config = loggable_config(settings)
@@ -73,6 +152,7 @@ def run_trial(
             },
             parent_run_id=parent_run_id,
             on_created=on_run_created,
+            describe_failure=trial_failure_tags,
         ) as run:
             run.log_params(tracking.flatten(config))
             run.log_text(yaml.safe_dump(config, sort_keys=False), "config.yaml")

@@ -17,6 +17,7 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.settings import BackboneConfig
 from capsweep.settings.choices import IMAGENET_WEIGHTS
 from capsweep.settings.validate import backbone_spec, check_input_size, check_weights
+from capsweep.settings.weights_file import KERAS_SUFFIX
 
 
 def small_resnet(
@@ -82,6 +83,7 @@ def build_backbone(
     *,
     filters: Sequence[int] | None = None,
     blocks_per_stage: int | None = None,
+    allow_unsafe_h5: bool = False,
 ) -> keras.Model:
     """Build backbone ``name`` for ``input_size``² RGB images, with ``weights`` loaded.
 
@@ -91,14 +93,15 @@ def build_backbone(
         weights: ``"imagenet"``, ``None`` (random initialization) or a weights file.
         filters: small_resnet only: filters per stage (``backbone.filters``).
         blocks_per_stage: small_resnet only: residual blocks per stage.
+        allow_unsafe_h5: Accept a legacy ``.h5`` file holding a whole model.
 
     Raises:
-        CapsweepConfigError: unknown name, input too small, weights missing, unreachable or
-            not fitting the architecture.
+        CapsweepConfigError: unknown name, input too small, weights missing, unreachable,
+            truncated, unsafe to load or not fitting the architecture.
     """
     spec = backbone_spec(name)
     check_input_size(name, input_size)
-    check_weights(name, weights)
+    check_weights(name, weights, allow_unsafe_h5=allow_unsafe_h5)
     shape = (input_size, input_size, 3)
     options: dict[str, Any] = {}
     if filters is not None:
@@ -118,15 +121,59 @@ def build_backbone(
         return _build_imagenet(name, build)
     model = build(None)
     try:
-        model.load_weights(str(Path(weights).expanduser()))
-    except (ValueError, OSError, KeyError) as error:
+        load_weights_file(model, weights)
+    except (ValueError, OSError, KeyError, TypeError) as error:
         raise CapsweepConfigError(
             "backbone.weights",
             weights,
-            f"does not fit backbone {name} at input size {input_size} ({error})",
+            f"does not fit backbone {name} at input size {input_size} ({_first_line(error)})",
             fix="use weights saved from the same architecture and backbone options",
         ) from None
     return model
+
+
+def load_weights_file(model: keras.Model, weights: str) -> None:
+    """Load a checked weights file (:func:`check_weights`) into ``model``.
+
+    A ``.keras`` file holds a whole model: it is loaded with ``safe_mode=True`` (always;
+    code in its config, such as a ``Lambda`` layer, is refused), and its weights are
+    copied from the model itself or from its nested layer named like ``model``. Weights
+    files (``.weights.h5``, legacy ``.h5``) are read as weights only: no config of theirs
+    is deserialized.
+    """
+    path = str(Path(weights).expanduser())
+    if not path.lower().endswith(KERAS_SUFFIX):
+        model.load_weights(path)
+        return
+    try:
+        saved = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, ... for what it refuses
+        raise CapsweepConfigError(
+            "backbone.weights",
+            weights,
+            f"Keras could not load this model in safe mode ({_first_line(error)})",
+            fix="save the backbone's weights alone (model.save_weights('x.weights.h5'))",
+        ) from None
+    candidates = [saved, *(layer for layer in saved.layers if layer.name == model.name)]
+    for candidate in candidates:
+        if _same_shapes(candidate.weights, model.weights):
+            model.set_weights(candidate.get_weights())
+            return
+    raise ValueError(
+        f"the model in the file ({saved.name}) neither is nor contains a layer "
+        f"{model.name!r} with the same weight shapes"
+    )
+
+
+def _same_shapes(left: Sequence[Any], right: Sequence[Any]) -> bool:
+    return len(left) == len(right) and all(
+        tuple(a.shape) == tuple(b.shape) for a, b in zip(left, right, strict=True)
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _build_imagenet(name: str, build: Callable[[str | None], keras.Model]) -> keras.Model:
@@ -154,4 +201,5 @@ def build_configured_backbone(backbone: BackboneConfig, weights: str | None) -> 
         weights,
         filters=backbone.filters,
         blocks_per_stage=backbone.blocks_per_stage,
+        allow_unsafe_h5=backbone.allow_unsafe_h5,
     )

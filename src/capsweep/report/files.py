@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from capsweep.report.figure import pareto_figure
-from capsweep.select import ConfigSummary, Recommendation, TrialRecord
+from capsweep.select import ConfigSummary, Recommendation, TrialRecord, UnfinishedTrial
 
 _RECORD_COLUMNS = ["number", "state", "repeat", "run_id"]
 
@@ -40,6 +40,21 @@ def records_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def unfinished_frame(unfinished: Iterable[UnfinishedTrial]) -> pd.DataFrame:
+    """One row per trial that did not complete: number, state, reason, params.*."""
+    rows = [
+        {
+            "number": trial.number,
+            "state": trial.state,
+            "reason": trial.reason,
+            **{f"params.{name}": value for name, value in trial.params.items()},
+        }
+        for trial in unfinished
+    ]
+    params = sorted({key for row in rows for key in row if key.startswith("params.")})
+    return pd.DataFrame(rows, columns=["number", "state", "reason", *params])
+
+
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary sibling, then rename it, so no half-written file remains."""
     # Not mkstemp: its 0600 mode would stay on the report files after the rename.
@@ -57,17 +72,21 @@ def write_report(
     records: Sequence[TrialRecord],
     summaries: Sequence[ConfigSummary],
     recommendation: Recommendation,
+    *,
+    unfinished: Sequence[UnfinishedTrial] = (),
 ) -> dict[str, Path]:
-    """Write ``trials.csv``, ``pareto.png`` and ``recommendation.json`` into ``directory``.
+    """Write ``trials.csv``, ``pareto.png``, ``recommendation.json`` and ``unfinished.csv``
+    (the failed, pruned and killed trials with their reasons) into ``directory``.
 
     Everything is rendered before the first file is written; each file appears whole or
     not at all.
 
     Returns:
-        The paths by name: ``trials``, ``pareto``, ``recommendation``.
+        The paths by name: ``trials``, ``pareto``, ``recommendation``, ``unfinished``.
     """
     folder = Path(directory)
     frame = records_frame(records)
+    failures = unfinished_frame(unfinished)
     text = json.dumps(recommendation.as_dict(), indent=2, allow_nan=False) + "\n"
     figure = pareto_figure(summaries, recommendation)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,8 +94,10 @@ def write_report(
         "trials": folder / "trials.csv",
         "pareto": folder / "pareto.png",
         "recommendation": folder / "recommendation.json",
+        "unfinished": folder / "unfinished.csv",
     }
     _write_atomically(paths["trials"], lambda path: frame.to_csv(path, index=False))
     _write_atomically(paths["pareto"], lambda path: figure.savefig(path, format="png", dpi=120))
     _write_atomically(paths["recommendation"], lambda path: path.write_text(text, "utf-8"))
+    _write_atomically(paths["unfinished"], lambda path: failures.to_csv(path, index=False))
     return paths

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from capsweep.select import ConfigSummary, Recommendation, pareto_front, standard_error_or_none
+from capsweep.select import (
+    ConfigSummary,
+    Recommendation,
+    UnfinishedTrial,
+    pareto_front,
+    standard_error_or_none,
+)
 
 RECOMMENDED_MARK = "★"
 PARETO_MARK = "◆"
@@ -106,4 +112,16 @@ def trials_table(
             state_cell(summary),
             style="bold" if summary.key == chosen else None,
         )
+    return table
+
+
+def unfinished_table(unfinished: Sequence[UnfinishedTrial]) -> Table:
+    """The trials that did not complete: number, params, state (FAIL, PRUNED, KILLED), reason."""
+    table = Table(title="trials that did not complete")
+    table.add_column("trial", justify="right")
+    table.add_column("params")
+    table.add_column("state")
+    table.add_column("reason", overflow="fold")
+    for trial in unfinished:
+        table.add_row(str(trial.number), trial.label, trial.state, trial.reason)
     return table

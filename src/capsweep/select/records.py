@@ -48,6 +48,34 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class UnfinishedTrial:
+    """A trial that did not complete, and why, for the report's list of them.
+
+    Args:
+        number: The Optuna trial number.
+        state: ``FAIL``, ``PRUNED`` or ``KILLED`` (its worker died; the study holds it as
+            FAIL and re-queued its parameters).
+        params: The swept parameters.
+        reason: One line: the error, the epoch it was pruned at, or how it was killed.
+    """
+
+    number: int
+    state: str
+    params: Mapping[str, Any]
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """The params as ``unfreeze=1, depth=0``."""
+        return params_label(self.params)
+
+    @property
+    def line(self) -> str:
+        """``trial 3 (unfreeze=1, depth=0) FAIL: out of memory ...``."""
+        return f"trial {self.number} ({self.label}) {self.state}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class ConfigSummary:
     """The completed runs of one configuration; metrics are means over independent repeats.
 

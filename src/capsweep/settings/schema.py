@@ -67,6 +67,9 @@ class BackboneConfig:
     filters: list[int] = field(default_factory=lambda: [16, 32, 64])
     blocks_per_stage: int = 2
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    # Accept a legacy .h5 file that holds a whole model (not only weights): Keras cannot
+    # load its config in safe mode, so such a file must come from someone you trust.
+    allow_unsafe_h5: bool = False
 
 
 @dataclass
@@ -112,6 +115,12 @@ class TrackingConfig:
     experiment: str = "capsweep"
     # Log the learning-curve PNG and model summary as artifacts.
     log_artifacts: bool = True
+    # A tracking server (http://...): seconds to wait for one answer, and how often to
+    # retry a failed request, so a slow or absent server fails a trial rather than hanging
+    # it (MLflow's own defaults wait ~4 minutes). MLFLOW_HTTP_REQUEST_TIMEOUT and
+    # MLFLOW_HTTP_REQUEST_MAX_RETRIES, when exported, win.
+    request_timeout: int = 30
+    max_retries: int = 3
 
 
 @dataclass

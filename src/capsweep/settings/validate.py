@@ -27,8 +27,10 @@ from capsweep.settings.schema import (
     CapsweepConfig,
     DataConfig,
     HeadConfig,
+    TrackingConfig,
     TrainerConfig,
 )
+from capsweep.settings.weights_file import check_weights_file
 
 
 def check_settings(settings: CapsweepConfig) -> None:
@@ -38,12 +40,30 @@ def check_settings(settings: CapsweepConfig) -> None:
     require_count("capacity.unfreeze", settings.capacity.unfreeze)
     check_head(settings.head)
     check_trainer(settings.trainer)
+    check_tracking(settings.tracking)
+
+
+# MLflow refuses more retries than this (its _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT).
+MAX_HTTP_RETRIES = 10
+
+
+def check_tracking(tracking: TrackingConfig) -> None:
+    """Raise on tracking options MLflow cannot use."""
     for key, value in (
-        ("tracking.uri", settings.tracking.uri),
-        ("tracking.experiment", settings.tracking.experiment),
+        ("tracking.uri", tracking.uri),
+        ("tracking.experiment", tracking.experiment),
     ):
         if not str(value or "").strip():
             raise CapsweepConfigError(key, value, "must not be empty")
+    require_count("tracking.request_timeout", tracking.request_timeout, minimum=1)
+    retries = require_count("tracking.max_retries", tracking.max_retries)
+    if retries > MAX_HTTP_RETRIES:
+        raise CapsweepConfigError(
+            "tracking.max_retries",
+            retries,
+            f"MLflow allows at most {MAX_HTTP_RETRIES} retries",
+            fix="e.g. tracking.max_retries=3",
+        )
 
 
 def backbone_spec(name: str) -> BackboneSpec:
@@ -93,11 +113,15 @@ def check_backbone(backbone: BackboneConfig, data: DataConfig) -> None:
         _require_positive("backbone.pretrain.learning_rate", pretrain.learning_rate)
         _require_fraction("backbone.pretrain.min_val_accuracy", pretrain.min_val_accuracy)
     else:
-        check_weights(backbone.name, backbone.weights)
+        check_weights(backbone.name, backbone.weights, allow_unsafe_h5=backbone.allow_unsafe_h5)
 
 
-def check_weights(name: str, weights: str | None) -> None:
-    """Raise unless ``weights`` is ``None``, ImageNet's for a backbone that has them, or a file."""
+def check_weights(name: str, weights: str | None, *, allow_unsafe_h5: bool = False) -> None:
+    """Raise unless ``weights`` is ``None``, ImageNet's for a backbone that has them, or a file.
+
+    A legacy ``.h5`` file that holds a whole model is refused unless ``allow_unsafe_h5``
+    (see :func:`check_weights_file`).
+    """
     if weights is None:
         return
     if weights == IMAGENET_WEIGHTS:
@@ -115,6 +139,8 @@ def check_weights(name: str, weights: str | None) -> None:
             "no such weights file",
             fix="give the path of a Keras weights file, imagenet, or null for random weights",
         )
+    else:
+        check_weights_file(weights, allow_unsafe_h5=allow_unsafe_h5)
 
 
 def check_data(data: DataConfig) -> None:

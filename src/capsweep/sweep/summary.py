@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from capsweep import tracking
 from capsweep.report import write_report
-from capsweep.select import Recommendation, TrialRecord, recommend, summarize
+from capsweep.select import Recommendation, TrialRecord, UnfinishedTrial, recommend, summarize
 from capsweep.signals import uninterrupted
 from capsweep.sweep import study as studies
 from capsweep.sweep.records import records_from_study
@@ -36,21 +36,85 @@ class Report:
     recommendation: Recommendation | None
     files: dict[str, Path]
     problem: str | None = None
+    # The trials that did not complete (failed, pruned, killed), each with its reason.
+    unfinished: list[UnfinishedTrial] = field(default_factory=list)
 
 
 def build_report(study: optuna.Study, directory: Path, **pick: Any) -> Report:
     """Summarize the study's finished trials, recommend one, and write the report files."""
     records = records_from_study(study)
     summaries = summarize(records)
+    unfinished = unfinished_trials(study)
     repeats = study.user_attrs.get(studies.REPEATS_ATTR) or {}
     if int(repeats.get("repeats", 1)) > 1:
         pick.setdefault("repeat_over", repeats.get("over"))
     try:
         recommendation = recommend(summaries, **pick)
     except ValueError as error:
-        return Report(records, summaries, None, {}, problem=str(error))
-    files = write_report(directory, records, summaries, recommendation)
-    return Report(records, summaries, recommendation, files)
+        return Report(records, summaries, None, {}, problem=str(error), unfinished=unfinished)
+    files = write_report(directory, records, summaries, recommendation, unfinished=unfinished)
+    return Report(records, summaries, recommendation, files, unfinished=unfinished)
+
+
+ERROR_PREFIX = "capsweep.error."  # set by the sweep loop per failed repeat
+
+
+def unfinished_trials(study: optuna.Study) -> list[UnfinishedTrial]:
+    """The study's failed, pruned and killed trials, in trial order, each with its reason.
+
+    A FAIL trial whose parameters recovery re-queued (``capsweep.requeued_from`` on the
+    new trial) was left RUNNING by a dead worker: it is listed as KILLED.
+    """
+    trials = study.get_trials(deepcopy=False)
+    requeued_as = {
+        int(trial.user_attrs[studies.REQUEUED_ATTR]): trial.number
+        for trial in trials
+        if trial.user_attrs.get(studies.REQUEUED_ATTR) is not None
+    }
+    unfinished = []
+    for trial in trials:
+        if trial.user_attrs.get(studies.SURPLUS_ATTR):
+            continue
+        params = dict(trial.params)
+        if trial.state == TrialState.PRUNED:
+            unfinished.append(UnfinishedTrial(trial.number, "PRUNED", params, _pruned(trial)))
+        elif trial.state == TrialState.FAIL:
+            errors = _errors(trial.user_attrs)
+            if errors:
+                unfinished.append(UnfinishedTrial(trial.number, "FAIL", params, errors))
+            elif trial.number in requeued_as:
+                reason = f"worker died; re-queued as trial {requeued_as[trial.number]}"
+                unfinished.append(UnfinishedTrial(trial.number, "KILLED", params, reason))
+            else:
+                reason = "no reason recorded (see the trial's MLflow run or job log)"
+                unfinished.append(UnfinishedTrial(trial.number, "FAIL", params, reason))
+    return unfinished
+
+
+def _errors(attrs: dict[str, Any]) -> str:
+    """Each failed repeat's first error line; ``repeat k:`` only when there are repeats."""
+    errors = {
+        int(key.removeprefix(ERROR_PREFIX)): str(value).strip().splitlines()[0] if value else "?"
+        for key, value in attrs.items()
+        if key.startswith(ERROR_PREFIX) and key.removeprefix(ERROR_PREFIX).isdigit()
+    }
+    if list(errors) == [0]:
+        return errors[0]
+    return "; ".join(f"repeat {repeat}: {errors[repeat]}" for repeat in sorted(errors))
+
+
+def _pruned(trial: optuna.trial.FrozenTrial) -> str:
+    """``pruned at epoch 3 (val_accuracy 0.412)``, from the reported values or the curve."""
+    curve = trial.user_attrs.get(studies.CURVE_ATTR) or []
+    epoch = trial.last_step if trial.last_step is not None else len(curve) - 1
+    if epoch is None or epoch < 0:
+        return "pruned"
+    value = trial.intermediate_values.get(epoch)
+    if value is None and epoch < len(curve):
+        value = curve[epoch]
+    return f"pruned at epoch {epoch}" + (
+        f" (val_accuracy {value:.3f})" if value is not None else ""
+    )
 
 
 class SweepSummary:

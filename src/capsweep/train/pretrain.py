@@ -3,7 +3,9 @@
 The weights are cached under ``<outputs>/pretrained/`` in a file keyed by everything that
 produced them, and used through the same ``backbone.weights=<path>`` loading as any
 user's file. Files are written under a temporary name and renamed into place, so a killed
-pretraining never leaves a file a later run would trust.
+pretraining never leaves a file a later run would trust; the JSON beside the weights
+records their size and SHA-256, checked before every use, so a file truncated or changed
+on disk is pretrained again rather than loaded.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: s
         )
     path = source_weights_path(backbone, data, outputs)
     if path.is_file():
-        return path
+        problem = cache_problem(path)
+        if problem is None:
+            return path
+        log.warning("Cached weights %s cannot be trusted (%s): pretraining again", path, problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info(
         "Pretraining %s on digits %s (once; cached at %s)",
@@ -63,7 +68,10 @@ def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: s
         path,
     )
     model, accuracy = _pretrain(backbone, data)
-    summary = {"source_val_accuracy": accuracy, "source_classes": list(data.source_classes)}
+    summary: dict[str, object] = {
+        "source_val_accuracy": accuracy,
+        "source_classes": list(data.source_classes),
+    }
     if accuracy < backbone.pretrain.min_val_accuracy:
         raise RuntimeError(
             f"pretraining {backbone.name} reached source val_accuracy {accuracy:.3f} in "
@@ -71,23 +79,61 @@ def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: s
             f"{backbone.pretrain.min_val_accuracy}; raise backbone.pretrain.epochs"
         )
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(str(temporary))
-    _write_json(path.with_suffix("").with_suffix(".json"), summary)
-    os.replace(temporary, path)
+    try:
+        model.save_weights(str(temporary))
+        summary.update(weights_bytes=temporary.stat().st_size, weights_sha256=sha256(temporary))
+        # The sidecar first: killed between the two renames, the digest names weights
+        # not yet in place, and the next run pretrains again rather than trusting them.
+        _write_json(sidecar_path(path), summary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     log.info("Source val_accuracy (inference mode): %.3f", accuracy)
     return path
 
 
+def sidecar_path(weights_path: Path) -> Path:
+    """The JSON beside cached weights: source accuracy, size and SHA-256 of the weights."""
+    return weights_path.with_suffix("").with_suffix(".json")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_problem(weights_path: Path) -> str | None:
+    """Why cached weights cannot be used (no record, wrong size or digest), or ``None``."""
+    try:
+        summary = json.loads(sidecar_path(weights_path).read_text())
+        expected_bytes = int(summary["weights_bytes"])
+        expected_digest = str(summary["weights_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"no size and digest recorded beside them ({type(error).__name__})"
+    size = weights_path.stat().st_size
+    if size != expected_bytes:
+        return f"{size} bytes on disk, {expected_bytes} written"
+    if sha256(weights_path) != expected_digest:
+        return "their SHA-256 differs from the one recorded when they were written"
+    return None
+
+
 def source_accuracy(weights_path: Path) -> float:
     """The inference-mode source accuracy recorded beside cached weights."""
-    summary = json.loads(weights_path.with_suffix("").with_suffix(".json").read_text())
+    summary = json.loads(sidecar_path(weights_path).read_text())
     return float(summary["source_val_accuracy"])
 
 
-def _write_json(path: Path, payload: dict) -> None:
+def _write_json(path: Path, payload: dict[str, object]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(payload, indent=2))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _pretrain(backbone_config: BackboneConfig, data: DataConfig) -> tuple[keras.Model, float]:
