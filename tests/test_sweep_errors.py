@@ -74,6 +74,18 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
             ["hydra.sweeper.objectives=[val_accuracy,trainable_params]"],
             "gives 1 direction(s) for 2 objective(s)",
         ),
+        (
+            [
+                "hydra.sweeper.objectives=overfit_gap",
+                "hydra.sweeper.direction=minimize",
+                "hydra.sweeper.pruner=median",
+            ],
+            "prune the most accurate ones",
+        ),
+        (
+            ["hydra.sweeper.stale_after_seconds=0"],
+            "hydra.sweeper.stale_after_seconds=0.0: must be a number of seconds > 0",
+        ),
     ],
 )
 def test_bad_sweep_option_is_refused(tmp_path: Path, overrides: list[str], expected: str) -> None:
@@ -96,3 +108,10 @@ def test_sqlite_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
     )
     assert "SQLite cannot serve several workers" in stderr
     assert "postgresql://" in stderr
+
+
+def test_mlflow_on_sqlite_with_parallel_trials_is_refused(tmp_path: Path) -> None:
+    stderr = refuse(tmp_path, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
+    assert "tracking.uri=" in stderr
+    assert "MLflow on SQLite cannot serve several trials writing at once" in stderr
+    assert "mlflow server" in stderr

@@ -10,8 +10,13 @@ possibly on other hosts, so this module never imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
+import socket
 import statistics
+import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,10 +32,12 @@ from capsweep import tracking
 from capsweep.redaction import redact_url
 from capsweep.settings import TrialContext
 from capsweep.sweep import study as studies
+from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
 from capsweep.sweep.plan import SweepPlan, repeated_seeds
 from capsweep.sweep.progress import SweepProgress, TrialLine
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
+from capsweep.sweep.samplers import make_sampler
 from capsweep.sweep.search_space import override_value
 from capsweep.sweep.study import tell
 from capsweep.sweep.summary import Report, SweepSummary
@@ -58,8 +65,16 @@ class SweepLoop:
         """Run the sweep until the study holds ``n_trials`` finished trials."""
         plan = self.plan
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # capsweep says it in one line
+        tracking_settings = self.config.tracking
+        # A tracking server that is down is refused before any study or run exists.
+        tracking.prepare_tracking(
+            str(tracking_settings.uri),
+            request_timeout=int(tracking_settings.request_timeout),
+            max_retries=int(tracking_settings.max_retries),
+        )
+        self.storage = studies.open_storage(plan.storage_url)
         study, created = studies.open_study(
-            studies.open_storage(plan.storage_url),
+            self.storage,
             plan.study_name,
             directions=plan.objectives.directions,
             objectives=plan.objectives.names,
@@ -76,10 +91,19 @@ class SweepLoop:
             storage_url=plan.storage_url,
             report_dir=Path(str(self.config.hydra.sweep.dir)) / "report",
         )
+        self.sampler_seed = plan.seed
+        if not created and plan.seed is not None:
+            # Workers that join a study each get their own seed: with the same one, they
+            # would all propose the same parameters.
+            self.sampler_seed = worker_seed(plan.seed)
+            study.sampler = make_sampler(
+                plan.sampler_name, plan.sampler_options, seed=self.sampler_seed, space=plan.space
+            )
         uri = str(self.config.tracking.uri)
+        self.tracking_uri = uri
         recover_stale_trials(study, stale_after=plan.stale_after_seconds, tracking_uri=uri)
         context = TrialContext(
-            storage=plan.storage_url,
+            storage=plan.job_storage,
             study_name=plan.study_name,
             pruner=plan.pruner_name,
             pruner_options=plan.pruner_options,
@@ -114,55 +138,109 @@ class SweepLoop:
         progress: SweepProgress,
     ) -> list[dict[str, Any]]:
         plan = self.plan
-        failures = 0
+        failures = failures_in_a_row = 0
         results: list[dict[str, Any]] = []
+        summarized = time.monotonic()
+        waiting_said = False
         while True:
-            wanted = plan.n_trials - _finished(study) - _running(study)
-            if wanted <= 0 or self._grid_exhausted(study):
-                break
+            # Every pass, not only at start-up: a worker may have died since.
+            recover_stale_trials(
+                study, stale_after=plan.stale_after_seconds, tracking_uri=self.tracking_uri
+            )
+            counts = studies.count_states(study)
+            running = counts[TrialState.RUNNING]
+            wanted = plan.n_trials - _finished(study) - running
+            if wanted <= 0 or self._grid_exhausted(study, queued=counts[TrialState.WAITING]):
+                if running == 0 or not plan.wait_for_others:
+                    break
+                if not waiting_said:
+                    progress.say(
+                        f"Waiting for {running} trial(s) of other workers (retraining any "
+                        "whose worker dies)"
+                    )
+                    waiting_said = True
+                time.sleep(_poll_interval(plan.stale_after_seconds))
+                continue
+            waiting_said = False
             trials = self._ask(study, min(plan.batch_size, wanted))
             if not trials:
-                break
+                continue
             job_overrides = [
                 self._job_overrides(trial, context, repeat)
                 for trial in trials
                 for repeat in range(plan.repeats)
             ]
-            returns = self.launcher.launch(job_overrides, initial_job_idx=self.job_index)
+            ids = trial_ids(self.storage, plan.study_name, [t.number for t in trials])
+            # Marked alive from a thread while the jobs wait in a queue and train: a long
+            # epoch must not look like a dead worker to the others.
+            with heartbeat(self.storage, ids, interval=beat_interval(plan.stale_after_seconds)):
+                returns = self.launcher.launch(job_overrides, initial_job_idx=self.job_index)
             self.job_index += len(returns)
             for position, trial in enumerate(trials):
                 trial_returns = returns[position * plan.repeats : (position + 1) * plan.repeats]
                 result, line = self._tell(study, trial, trial_returns)
                 progress.trial_finished(line)
                 results.append(result)
-                failures += result["state"] == "FAIL"
-            summary.update()
-            if failures > plan.max_failures:
-                raise RuntimeError(
-                    f"{failures} trials failed in this sweep (hydra.sweeper.max_failures="
-                    f"{plan.max_failures}); the first failure is in the log above"
-                )
+                failed = result["state"] == "FAIL"
+                failures += failed
+                failures_in_a_row = failures_in_a_row + 1 if failed else 0
+            if time.monotonic() - summarized >= plan.summary_every_seconds:
+                summary.update()
+                summarized = time.monotonic()
+            self._check_failure_budget(failures, failures_in_a_row)
         return results
 
-    def _grid_exhausted(self, study: optuna.Study) -> bool:
+    def _check_failure_budget(self, failures: int, in_a_row: int) -> None:
+        plan = self.plan
+        if failures > plan.max_failures:
+            raise RuntimeError(
+                f"{failures} trials failed in this sweep (hydra.sweeper.max_failures="
+                f"{plan.max_failures}); the first failure is in the log above"
+            )
+        if plan.max_failures_in_a_row is not None and in_a_row >= plan.max_failures_in_a_row:
+            raise RuntimeError(
+                f"the last {in_a_row} trials failed in a row (hydra.sweeper."
+                f"max_failures_in_a_row={plan.max_failures_in_a_row}): stopping rather than "
+                "spending the allocation on a setup that fails; the errors are in the log "
+                "above and in the trials' capsweep.error attributes (capsweep-report lists them)"
+            )
+
+    def _grid_exhausted(self, study: optuna.Study, *, queued: int) -> bool:
+        """Whether a grid has nothing left: GridSampler counts a failed point as visited,
+        so a point queued again (a dead worker's) keeps the grid open."""
         sampler = study.sampler
-        return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+        return (
+            isinstance(sampler, optuna.samplers.GridSampler)
+            and queued == 0
+            and sampler.is_exhausted(study)
+        )
 
     def _ask(self, study: optuna.Study, count: int) -> list[optuna.Trial]:
         """Ask up to ``count`` trials; give back any that another worker made surplus."""
         trials = []
+        grid = isinstance(study.sampler, optuna.samplers.GridSampler)
         for _ in range(count):
             trial = study.ask(fixed_distributions=self.plan.space.distributions)
-            trial.set_user_attr(studies.OWNER_ATTR, studies.owner_tag())
+            trial.set_user_attr(studies.OWNER_ATTR, self._owner())
+            frozen = study.get_trials(deepcopy=False)[trial.number]
             if studies.trials_ahead(study, trial.number) >= self.plan.n_trials:
-                # Another worker asked at the same moment and n_trials is reached: queue
-                # the parameters for a later resume instead of exceeding n_trials.
+                # Another worker asked at the same moment and n_trials is reached: give the
+                # parameters back for a later resume instead of exceeding n_trials.
                 trial.set_user_attr(studies.SURPLUS_ATTR, True)
                 tell(study, trial, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params, skip_if_exists=True)
+                studies.enqueue_again(study, frozen, **{studies.REQUEUED_ATTR: trial.number})
                 break
+            duplicate = studies.duplicate_of(study, frozen) if grid else None
+            if duplicate is not None:
+                # Two workers drew the same grid point at the same moment: one trains it.
+                trial.set_user_attr(studies.DUPLICATE_ATTR, duplicate)
+                tell(study, trial, state=TrialState.FAIL)
+                continue
             trials.append(trial)
         return trials
+
+    def _owner(self) -> dict[str, Any]:
+        return {**studies.owner_tag(), "sampler_seed": self.sampler_seed}
 
     def _job_overrides(self, trial: optuna.Trial, context: TrialContext, repeat: int) -> list[str]:
         plan = self.plan
@@ -190,6 +268,13 @@ class SweepLoop:
         self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]
     ) -> tuple[dict[str, Any], TrialLine]:
         line = TrialLine(trial.number, dict(trial.params), "FAIL")
+        if study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+            # Another worker took this one's for dead (no liveness mark for
+            # stale_after_seconds) and queued the configuration again: the result stays
+            # in MLflow; the study keeps the retrained one.
+            line.state, line.detail = "DROPPED", "taken for dead by another worker, queued again"
+            log.warning("Trial %d: %s; result dropped", trial.number, line.detail)
+            return {"number": trial.number, "state": "DROPPED"}, line
         outcomes = []
         for repeat, job in enumerate(returns):
             try:
@@ -228,6 +313,22 @@ def repeat_seeds(repeat_over: str, repeat: int, *, seed: int, split_seed: int) -
     )
 
 
+def worker_seed(seed: int) -> int:
+    """A sampler seed of this worker's own, derived from the sweep's ``seed``.
+
+    The worker that creates the study uses ``seed`` itself (a one-worker sweep stays
+    reproducible); each one that joins derives its own from its host, process and Slurm
+    array task.
+    """
+    who = f"{seed}:{socket.gethostname()}:{os.getpid()}:{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    return int.from_bytes(hashlib.sha256(who.encode()).digest()[:4], "big")
+
+
+def _poll_interval(stale_after: float) -> float:
+    """How often a waiting worker looks at the other workers' trials."""
+    return min(max(stale_after / 4, 0.5), 5.0)
+
+
 def _finished(study: optuna.Study) -> int:
     counts = studies.count_states(study)
     return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
@@ -241,6 +342,13 @@ def _tell_the_outcome(
     progress: SweepProgress, report: Report, summary: SweepSummary, uri: str
 ) -> None:
     """The last lines of a sweep: the recommendation, the report, the MLflow UI command."""
+    if report.unfinished:
+        states = Counter(trial.state.lower() for trial in report.unfinished)
+        progress.say(
+            f"{len(report.unfinished)} trial(s) did not finish ("
+            + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+            + "): capsweep-report lists each with its reason"
+        )
     if report.recommendation is None:
         progress.say(f"No recommendation yet: {report.problem}")
     else:

@@ -6,14 +6,16 @@ never TensorFlow or MLflow: a bad option is refused in the seconds Hydra takes t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from capsweep.errors import CapsweepConfigError
+from capsweep.redaction import has_password, redact_url
 from capsweep.sweep import study as studies
 from capsweep.sweep.job_settings import check_job_settings
 from capsweep.sweep.objectives import Objectives, parse_objectives
@@ -21,6 +23,8 @@ from capsweep.sweep.param_paths import check_param_paths
 from capsweep.sweep.pruning import make_pruner
 from capsweep.sweep.samplers import make_sampler
 from capsweep.sweep.search_space import SearchSpace, parse_search_space
+
+log = logging.getLogger(__name__)
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 DEFAULT_N_TRIALS = 20
@@ -46,8 +50,21 @@ class SweepPlan:
     batch_size: int
     max_failures: int
     storage_url: str
+    # The storage as jobs receive it: an unresolved ``${oc.env:...}`` stays unresolved, so
+    # a password read from the environment is never written into a job's Hydra folder.
+    job_storage: str
     study_name: str
     stale_after_seconds: float
+    # Whether a worker whose share is done waits for the other workers' trials (and
+    # retrains those of workers that die) before it exits.
+    wait_for_others: bool = True
+    # Stop after this many failed trials in a row (None: never for that reason).
+    max_failures_in_a_row: int | None = None
+    # The sampler's options and seed, to build the sampler again with a worker's own seed.
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    # Redraw the report and the parent run's summary at most this often (and at the end).
+    summary_every_seconds: float = 30.0
 
 
 def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[str]) -> SweepPlan:
@@ -62,16 +79,13 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     pruner_name = options.get("pruner")
     pruner_options = dict(options.get("pruner_options") or {})
     pruner = make_pruner(pruner_name, pruner_options)
-    if objectives.multi and pruner is not None and pruner_name != "dominance":
-        raise CapsweepConfigError(
-            "hydra.sweeper.pruner",
-            pruner_name,
-            f"Optuna's pruners cannot prune a study with several objectives {objectives.names}",
-            fix="use hydra.sweeper.pruner=dominance",
-        )
+    _check_pruner_reads_the_objective(pruner_name, pruner is not None, objectives)
     sampler_name = str(options.get("sampler", "tpe"))
     sampler = make_sampler(
-        sampler_name, options.get("sampler_options") or {}, seed=options.get("seed"), space=space
+        sampler_name,
+        dict(options.get("sampler_options") or {}),
+        seed=options.get("seed"),
+        space=space,
     )
     repeats = _at_least_one("repeats", options.get("repeats", 1))
     repeat_over = str(options.get("repeat_over", "both"))
@@ -90,9 +104,12 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     study_name = str(options["study_name"])
     storage_url = studies.storage_url(options.get("storage"), str(config.paths.outputs), study_name)
     batch_size = _at_least_one("n_jobs", options.get("n_jobs", 1))
-    _check_parallel_storage(
-        storage_url, parallel=batch_size > 1 or _launcher(config) != _BASIC_LAUNCHER
+    separate_processes = _launcher(config) != _BASIC_LAUNCHER
+    _check_parallel_storage(storage_url, parallel=batch_size > 1 or separate_processes)
+    _check_parallel_tracking(
+        str(config.tracking.uri), parallel=batch_size > 1 and separate_processes
     )
+    sampler_options = dict(options.get("sampler_options") or {})
     return SweepPlan(
         space=space,
         objectives=objectives,
@@ -107,8 +124,20 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         batch_size=batch_size,
         max_failures=n_trials if max_failures is None else int(max_failures),
         storage_url=storage_url,
+        job_storage=_job_storage(config, storage_url),
         study_name=study_name,
-        stale_after_seconds=float(options.get("stale_after_seconds", 1800.0)),
+        stale_after_seconds=_positive(
+            "stale_after_seconds", options.get("stale_after_seconds", 1800.0)
+        ),
+        wait_for_others=bool(options.get("wait_for_others", True)),
+        max_failures_in_a_row=_optional_at_least_one(
+            "max_failures_in_a_row", options.get("max_failures_in_a_row")
+        ),
+        sampler_options=sampler_options,
+        seed=options.get("seed"),
+        summary_every_seconds=_positive(
+            "summary_every_seconds", options.get("summary_every_seconds", 30.0), zero_ok=True
+        ),
     )
 
 
@@ -155,3 +184,82 @@ def _check_parallel_storage(storage: str, *, parallel: bool) -> None:
             "SQLite cannot serve several workers (it fails with 'database is locked')",
             fix="leave hydra.sweeper.storage unset for a journal file, or use postgresql://",
         )
+
+
+def _optional_at_least_one(name: str, value: Any) -> int | None:
+    return None if value is None else _at_least_one(name, value)
+
+
+def _positive(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and not zero_ok)
+    ):
+        raise CapsweepConfigError(
+            f"hydra.sweeper.{name}",
+            value,
+            "must be a number of seconds " + (">= 0" if zero_ok else "> 0"),
+        )
+    return float(value)
+
+
+# Optuna's pruners compare the values trials report (val_accuracy, each epoch) in the
+# study's direction; that only means something when the study maximizes val_accuracy.
+_PRUNED_ON = ("val_accuracy", "maximize")
+
+
+def _check_pruner_reads_the_objective(
+    pruner_name: str | None, prunes: bool, objectives: Objectives
+) -> None:
+    if not prunes or pruner_name == "dominance":
+        return
+    if objectives.multi:
+        raise CapsweepConfigError(
+            "hydra.sweeper.pruner",
+            pruner_name,
+            f"Optuna's pruners cannot prune a study with several objectives {objectives.names}",
+            fix="use hydra.sweeper.pruner=dominance",
+        )
+    (name,), (direction,) = objectives.names, objectives.directions
+    if (name, direction) != _PRUNED_ON:
+        raise CapsweepConfigError(
+            "hydra.sweeper.pruner",
+            pruner_name,
+            f"trials report val_accuracy each epoch, and Optuna's pruners read it in the "
+            f"study's direction: with objectives={name} direction={direction} the pruner "
+            "would judge trials on a value the study does not optimize (and, minimizing, "
+            "prune the most accurate ones)",
+            fix="use hydra.sweeper.pruner=dominance (judges val_accuracy against smaller "
+            "finished trials, whatever the objectives), pruner=none, or "
+            "objectives=val_accuracy direction=maximize",
+        )
+
+
+def _check_parallel_tracking(uri: str, *, parallel: bool) -> None:
+    if uri.startswith("sqlite") and parallel:
+        raise CapsweepConfigError(
+            "tracking.uri",
+            uri,
+            "MLflow on SQLite cannot serve several trials writing at once (it fails with "
+            "'database is locked')",
+            fix="run an MLflow tracking server (mlflow server ...; tracking.uri=http://host:5000) "
+            "or use a postgresql:// store, or hydra.sweeper.n_jobs=1",
+        )
+
+
+def _job_storage(config: DictConfig, storage_url: str) -> str:
+    """The storage URL as written, when it reads a secret from the environment."""
+    written = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
+    raw = written.get("storage") if isinstance(written, dict) else None
+    if isinstance(raw, str) and "${" in raw:
+        return raw
+    if has_password(storage_url):
+        log.warning(
+            "hydra.sweeper.storage holds a password in plain text (%s): Hydra writes it into "
+            "every job's .hydra folder. Read it from the environment instead: libpq's "
+            "PGPASSWORD or ~/.pgpass, or ${oc.env:VARIABLE} in the URL",
+            redact_url(storage_url),
+        )
+    return storage_url

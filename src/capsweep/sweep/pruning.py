@@ -9,16 +9,19 @@ a finished trial with no more trainable parameters had a val_accuracy higher by 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from capsweep.errors import CapsweepConfigError, StopTraining
-from capsweep.sweep.study import CURVE_ATTR, HEARTBEAT_ATTR, TRAINABLE_ATTR
+from capsweep.sweep.study import CURVE_ATTR, TRAINABLE_ATTR
+
+log = logging.getLogger(__name__)
 
 PRUNERS = (
     "none",
@@ -144,9 +147,13 @@ class TrialPruned(StopTraining):
 class EpochReporter:
     """Per-epoch listener run inside a trial, in whatever process or host trains it.
 
-    Records a heartbeat and the val_accuracy curve in the trial's user attributes, reports
-    to Optuna's pruner in single-objective studies, and raises :class:`TrialPruned` when
-    the pruner says stop. Only the first repeat of a configuration reports.
+    Records the val_accuracy curve in the trial's user attributes, reports to Optuna's
+    pruner in single-objective studies, and raises :class:`TrialPruned` when the pruner
+    says stop. Only the first repeat of a configuration reports. (The sweeper that asked
+    the trial marks it alive, see :mod:`capsweep.sweep.liveness`.)
+
+    If another worker has meanwhile taken the trial for dead and failed it, reporting
+    stops and training goes on: the sweeper drops the late result.
     """
 
     def __init__(self, trial: optuna.Trial, *, multi_objective: bool, report: bool) -> None:
@@ -158,17 +165,17 @@ class EpochReporter:
 
     def started(self, trainable_params: int) -> None:
         self.trainable_params = int(trainable_params)
-        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
         if self.report:
-            self.trial.set_user_attr(TRAINABLE_ATTR, int(trainable_params))
+            self._write(lambda: self.trial.set_user_attr(TRAINABLE_ATTR, int(trainable_params)))
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
-        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
         value = logs.get("val_accuracy")
         if not self.report or value is None:
             return
         self.curve.append(float(value))
-        self.trial.set_user_attr(CURVE_ATTR, self.curve)
+        self._write(lambda: self.trial.set_user_attr(CURVE_ATTR, self.curve))
+        if not self.report:
+            return
         pruner = self.trial.study.pruner
         if isinstance(pruner, DominancePruner):
             if pruner.should_stop(self.trial.study, self.curve, self.trainable_params):
@@ -176,6 +183,16 @@ class EpochReporter:
             return
         if self.multi_objective:  # Optuna's own pruners cannot judge several objectives
             return
-        self.trial.report(float(value), epoch)
-        if self.trial.should_prune():
+        self._write(lambda: self.trial.report(float(value), epoch))
+        if self.report and self.trial.should_prune():
             raise TrialPruned(epoch, value)
+
+    def _write(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except UpdateFinishedTrialError:
+            log.warning(
+                "Trial %d was finished by another worker (taken for dead): no longer reporting",
+                self.trial.number,
+            )
+            self.report = False

@@ -1,8 +1,9 @@
 """Find the trials of dead workers and give their configurations back to the study.
 
 A worker killed by SIGKILL, an out-of-memory killer or a lost node leaves its Optuna trial
-RUNNING and its MLflow run RUNNING forever. Another ``capsweep -m`` on the same study fails
-such trials, ends their runs KILLED and queues their parameters again.
+RUNNING and its MLflow run RUNNING forever. Every ``capsweep -m`` on the study looks for
+such trials when it starts and again while it sweeps: it fails them, ends their runs KILLED
+and queues their parameters again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from capsweep import tracking
-from capsweep.sweep.study import HEARTBEAT_ATTR, OWNER_ATTR, REQUEUED_ATTR, RUN_ID_PREFIX, tell
+from capsweep.sweep.study import (
+    HEARTBEAT_ATTR,
+    OWNER_ATTR,
+    REQUEUED_ATTR,
+    RUN_ID_PREFIX,
+    enqueue_again,
+    tell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,8 @@ def is_stale(trial: FrozenTrial, *, stale_after: float, now: float | None = None
     """Whether a RUNNING trial's process is gone.
 
     On this host a trial whose owning process has exited is stale at once; elsewhere, a
-    trial is stale when its heartbeat (refreshed every epoch) is older than ``stale_after``
+    trial is stale when its liveness mark (refreshed by a thread of its owner, see
+    :mod:`capsweep.sweep.liveness`) is older than ``stale_after``
     seconds.
     """
     if trial.state != TrialState.RUNNING:
@@ -62,17 +71,19 @@ def recover_stale_trials(
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if is_stale(trial, stale_after=stale_after)
     ]
+    recovered = []
     for trial in stale:
-        tell(study, trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number})
+        if not tell(study, trial.number, state=TrialState.FAIL):
+            continue  # another survivor got there first, and queued it again
+        recovered.append(trial)
+        queued = enqueue_again(study, trial, **{REQUEUED_ATTR: trial.number})
         log.warning(
-            "Trial %d was left RUNNING by a dead worker (%s): marked FAIL, parameters %s queued "
-            "again",
+            "Trial %d was left RUNNING by a dead worker (%s): marked FAIL%s",
             trial.number,
             trial.user_attrs.get(OWNER_ATTR),
-            trial.params,
+            f", parameters {trial.params} queued again" if queued else "",
         )
         for key, run_id in trial.user_attrs.items():
             if key.startswith(RUN_ID_PREFIX):
                 tracking.end_if_running(tracking_uri, str(run_id), "KILLED")
-    return stale
+    return recovered

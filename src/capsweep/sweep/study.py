@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import redact_url
@@ -39,11 +39,13 @@ CURVE_ATTR = "capsweep.val_curve"
 TRAINABLE_ATTR = "capsweep.trainable_params"
 REQUEUED_ATTR = "capsweep.requeued_from"
 SURPLUS_ATTR = "capsweep.surplus"
+DUPLICATE_ATTR = "capsweep.duplicate_of"
 PARENT_RUN_ATTR = "capsweep.mlflow_parent_run_id"
 # {"repeats": k, "over": "both" | "seed" | "split"}: how each configuration is repeated.
 REPEATS_ATTR = "capsweep.repeats"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+ACTIVE = (TrialState.RUNNING, TrialState.WAITING)
 
 
 def is_journal_path(storage: str) -> bool:
@@ -91,7 +93,7 @@ def open_storage(storage: str) -> BaseStorage:
             redact(storage),
             f"cannot be reached ({type(error).__name__}: {str(error).splitlines()[0]})",
             fix="check the URL, that the database server is up and its driver installed "
-            "(postgresql needs psycopg2: pip install 'capsweep[cluster]')",
+            "(postgresql:// needs psycopg: pip install 'capsweep[cluster]')",
         ) from None
 
 
@@ -170,17 +172,57 @@ def _wait_for_attrs(study: optuna.Study, timeout: float = 30.0) -> dict[str, Any
         time.sleep(0.2)
 
 
-def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> None:
-    """``study.tell`` that tolerates GridSampler's ``study.stop()`` outside ``optimize()``.
+def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> bool:
+    """``study.tell``, safe for ask/tell across workers; return whether the result was stored.
 
-    When the grid is used up, GridSampler calls ``study.stop()`` from ``after_trial``,
-    which raises under ask/tell; Optuna has stored the trial's result by then.
+    * A trial another worker has already finished (it declared this one's worker dead and
+      queued its configuration again) is left as it is: the late result is dropped, and
+      ``False`` returned, instead of Optuna's "Cannot tell a FAIL trial".
+    * GridSampler's ``after_trial`` runs after Optuna has stored the result and may raise
+      under ask/tell: ``study.stop()`` outside ``optimize()``, and a ``KeyError`` for a
+      queued trial, which has no grid id.
     """
+    number = trial if isinstance(trial, int) else trial.number
+    if study.get_trials(deepcopy=False)[number].state.is_finished():
+        log.warning("Trial %d was already finished by another worker: result dropped", number)
+        return False
     try:
-        study.tell(trial, **result)
+        study.tell(trial, skip_if_finished=True, **result)
     except RuntimeError as error:
         if "Study.stop" not in str(error):
             raise
+    except KeyError:
+        if not study.get_trials(deepcopy=False)[number].state.is_finished():
+            raise
+    return True
+
+
+def enqueue_again(study: optuna.Study, trial: FrozenTrial, **user_attrs: Any) -> bool:
+    """Queue ``trial``'s parameters for another worker unless a live trial already has them.
+
+    Optuna's ``enqueue_trial(skip_if_exists=True)`` counts failed trials too, so it would
+    skip the parameters of the very trial being given back.
+    """
+    for other in study.get_trials(deepcopy=False, states=(*FINISHED, *ACTIVE)):
+        if other.number != trial.number and planned_params(other) == trial.params:
+            return False
+    study.enqueue_trial(trial.params, user_attrs=user_attrs or None)
+    return True
+
+
+def planned_params(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters; for a queued trial, the ones it was queued with."""
+    if trial.state == TrialState.WAITING:
+        return dict(trial.system_attrs.get("fixed_params") or {})
+    return trial.params
+
+
+def duplicate_of(study: optuna.Study, trial: FrozenTrial) -> int | None:
+    """The number of an earlier live or finished trial with the same parameters, if any."""
+    for other in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)):
+        if other.number < trial.number and other.params == trial.params:
+            return other.number
+    return None
 
 
 def owner_tag() -> dict[str, Any]:

@@ -73,8 +73,8 @@ def unfinished_trials(study: optuna.Study) -> list[UnfinishedTrial]:
     }
     unfinished = []
     for trial in trials:
-        if trial.user_attrs.get(studies.SURPLUS_ATTR):
-            continue
+        if trial.user_attrs.get(studies.SURPLUS_ATTR) or studies.DUPLICATE_ATTR in trial.user_attrs:
+            continue  # given back or drawn twice at once: nothing was trained
         params = dict(trial.params)
         if trial.state == TrialState.PRUNED:
             unfinished.append(UnfinishedTrial(trial.number, "PRUNED", params, _pruned(trial)))

@@ -43,10 +43,22 @@ class CapsweepSweeperConf:
     # URL (postgresql://… for clusters). null: <paths.outputs>/optuna/<study_name>.journal
     storage: str | None = None
     study_name: str = "capsweep"
-    # A RUNNING trial whose worker sent no heartbeat for this long is failed and re-queued.
+    # A RUNNING trial whose worker left no liveness mark for this long is taken for the
+    # trial of a dead worker: failed, its configuration queued again. Live workers mark
+    # their trials from a thread every stale_after_seconds / 4 (at most every minute),
+    # whatever the trial is doing. On this host a dead worker's process is seen at once.
     stale_after_seconds: float = 1800.0
+    # A worker whose share of n_trials is done waits while other workers' trials are under
+    # way, retraining those whose worker dies, so the study reaches n_trials.
+    wait_for_others: bool = True
     # Stop the sweep after this many failed trials in one invocation (null: n_trials).
     max_failures: int | None = None
+    # Stop after this many trials failed in a row, not burning an allocation on a broken
+    # setup (null: no limit of this kind).
+    max_failures_in_a_row: int | None = 5
+    # Redraw the report files and the MLflow parent run's summary at most this often while
+    # the sweep runs, and always at its end (0: after every batch).
+    summary_every_seconds: float = 30.0
 
 
 ConfigStore.instance().store(

@@ -1,0 +1,120 @@
+"""Handing trials between workers through the study: given back, dropped, kept alive.
+
+Real Optuna studies on the journal file storage; no training.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+
+from capsweep.sweep import study as studies
+from capsweep.sweep.liveness import heartbeat, trial_ids
+
+SPACE = {"capacity.unfreeze": IntDistribution(0, 2)}
+GRID = {"capacity.unfreeze": [0, 1, 2]}
+
+
+def journal_study(
+    tmp_path: Path, sampler: optuna.samplers.BaseSampler | None = None
+) -> optuna.Study:
+    storage = studies.open_storage(str(tmp_path / "study.journal"))
+    return optuna.create_study(storage=storage, study_name="s", sampler=sampler)
+
+
+def frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    return study.get_trials(deepcopy=False)[number]
+
+
+def test_a_failed_trial_given_back_is_queued_though_optuna_would_skip_it(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    surplus = study.ask(SPACE)
+    study.tell(surplus, state=TrialState.FAIL)
+
+    assert studies.enqueue_again(study, frozen(study, surplus.number))
+
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [studies.planned_params(t) for t in waiting] == [surplus.params]
+
+
+def test_parameters_a_live_trial_holds_are_not_queued_twice(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    lost = study.ask(SPACE)
+    study.tell(lost, state=TrialState.FAIL)
+    study.enqueue_trial(lost.params)  # already given back once
+
+    assert not studies.enqueue_again(study, frozen(study, lost.number))
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_a_late_result_for_a_trial_another_worker_failed_is_dropped(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    trial = study.ask(SPACE)
+    study.tell(trial.number, state=TrialState.FAIL)  # another worker took it for dead
+
+    assert not studies.tell(study, trial, values=[0.9])
+    assert frozen(study, trial.number).state == TrialState.FAIL
+
+
+def test_a_queued_grid_trial_is_told_though_it_has_no_grid_point(tmp_path: Path) -> None:
+    """GridSampler's after_trial looks up a grid id a queued trial lacks (a KeyError)."""
+    study = journal_study(tmp_path, optuna.samplers.GridSampler(GRID, seed=0))
+    killed = study.ask(SPACE)
+    study.tell(killed, state=TrialState.FAIL)
+    studies.enqueue_again(study, frozen(study, killed.number))
+    retried = study.ask(SPACE)  # the queued parameters
+    study.ask(SPACE)  # another grid point, under way: one point is left unvisited
+
+    assert studies.tell(study, retried, values=[0.5])
+    assert frozen(study, retried.number).state == TrialState.COMPLETE
+    assert frozen(study, retried.number).params == killed.params
+
+
+def test_the_same_grid_point_drawn_twice_is_found(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    first = study.ask(SPACE)
+    study.enqueue_trial(first.params)
+    second = study.ask(SPACE)
+
+    assert studies.duplicate_of(study, frozen(study, second.number)) == first.number
+    assert studies.duplicate_of(study, frozen(study, first.number)) is None
+
+
+def test_the_liveness_thread_marks_a_trial_while_it_runs(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    trial = study.ask(SPACE)
+    storage = studies.open_storage(str(tmp_path / "study.journal"))
+    (trial_id,) = trial_ids(storage, "s", [trial.number])
+    marks = []
+    with heartbeat(storage, [trial_id], interval=0.05):
+        for _ in range(3):
+            time.sleep(0.3)
+            marks.append(frozen(study, trial.number).user_attrs[studies.HEARTBEAT_ATTR])
+    assert marks[0] < marks[1] < marks[2]
+
+
+def test_the_liveness_thread_leaves_a_finished_trial_alone(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    trial = study.ask(SPACE)
+    storage = studies.open_storage(str(tmp_path / "study.journal"))
+    with heartbeat(storage, trial_ids(storage, "s", [trial.number]), interval=0.05):
+        study.tell(trial, values=[0.5])  # finished while the thread beats: no error
+        time.sleep(0.3)
+    assert frozen(study, trial.number).state == TrialState.COMPLETE
+
+
+def test_workers_joining_a_study_draw_their_own_sampler_seeds() -> None:
+    code = "from capsweep.sweep.loop import worker_seed; print(worker_seed(7))"
+    seeds = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(3)
+    }
+    assert len(seeds) == 3
