@@ -27,6 +27,7 @@ GROUP_OPTIONS = sorted(
 def test_every_config_group_is_covered() -> None:
     assert {group for group, _ in GROUP_OPTIONS} == {
         "backbone",
+        "cache",
         "capacity",
         "data",
         "head",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 
+from capsweep.model.augment import augmentation_layers
 from capsweep.model.capacity import CapacityReport, Unfrozen, capacity_report, unfreeze_last
 from capsweep.model.heads import apply_head
 from capsweep.model.layers import ImagePreprocessing
@@ -33,15 +35,20 @@ def build_transfer_model(
     num_classes: int,
     capacity: CapacityConfig,
     head: HeadConfig,
+    augment: Sequence[str] = (),
 ) -> TransferModel:
     """Freeze ``backbone`` to ``capacity``, and put preprocessing and a head around it.
 
     The backbone is called with ``training=False`` unless ``capacity.train_bn``, so its
-    BatchNorm layers use their moving statistics even while the head trains.
+    BatchNorm layers use their moving statistics even while the head trains. ``augment``
+    names random augmentations (``data.augment``) applied before the backbone, in
+    training only.
     """
     unfrozen = unfreeze_last(backbone, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     x = ImagePreprocessing(preprocessing, name="preprocessing")(inputs)
+    for layer in augmentation_layers(augment):
+        x = layer(x)
     x = backbone(x, training=None if capacity.train_bn else False)
     outputs = apply_head(x, num_classes, head)
     model = keras.Model(inputs, outputs, name=f"{backbone.name}_transfer")

@@ -2,6 +2,7 @@
 
 from capsweep.settings.schema import (
     BackboneConfig,
+    CacheConfig,
     CapacityConfig,
     CapsweepConfig,
     DataConfig,
@@ -18,6 +19,7 @@ from capsweep.settings.validate import check_settings
 
 __all__ = [
     "BackboneConfig",
+    "CacheConfig",
     "CapacityConfig",
     "CapsweepConfig",
     "DataConfig",

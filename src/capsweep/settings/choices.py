@@ -52,6 +52,10 @@ ACTIVATIONS = (
     "sigmoid",
     "linear",
 )
+# data.augment: the random augmentations a trial may train with.
+AUGMENTATIONS = ("flip", "translate", "rotation")
+# cache.dtype: how cached features are stored.
+CACHE_DTYPES = ("float32", "float16")
 # backbone.weights values that are not file paths.
 SOURCE_WEIGHTS = "source"
 IMAGENET_WEIGHTS = "imagenet"

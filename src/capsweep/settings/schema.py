@@ -42,6 +42,11 @@ class DataConfig:
     # digits: labelled target images per class for training, and the validation size.
     train_per_class: int = 10
     val_size: int = 200
+    # Random augmentation of the training images, applied in the model before the
+    # backbone and in training only: any of flip (horizontal), translate (up to 10 % of
+    # the side each way), rotation (up to ±10 % of a turn). A trial with augmentation
+    # trains on raw images every epoch (no feature cache).
+    augment: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +129,22 @@ class TrackingConfig:
 
 
 @dataclass
+class CacheConfig:
+    """The feature cache: a trial's frozen prefix computed once, then trained on."""
+
+    enabled: bool = True
+    # Also compute, on a miss, the features the unfreeze counts listed here need (one
+    # forward pass for all); null = only the trial's own. capsweep's sweeper fills it in.
+    cuts: list[int] | None = None
+    # Size cap of the entries on disk; least recently used ones are removed beyond it.
+    max_gb: float = 10.0
+    # Storage type of the features: float32 | float16 (half the size).
+    dtype: str = "float32"
+    # Folder of the entries; null = <paths.outputs>/cache/features.
+    dir: str | None = None
+
+
+@dataclass
 class PathsConfig:
     outputs: str = "outputs"
 
@@ -181,6 +202,7 @@ class CapsweepConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     # Set by the sweeper for each job; empty for a single run.
     trial: TrialContext = field(default_factory=TrialContext)
 

@@ -14,7 +14,9 @@ from typing import Any
 from capsweep.errors import CapsweepConfigError, require_count
 from capsweep.settings.choices import (
     ACTIVATIONS,
+    AUGMENTATIONS,
     BACKBONES,
+    CACHE_DTYPES,
     DATASETS,
     IMAGENET_WEIGHTS,
     OPTIMIZERS,
@@ -24,6 +26,7 @@ from capsweep.settings.choices import (
 )
 from capsweep.settings.schema import (
     BackboneConfig,
+    CacheConfig,
     CapsweepConfig,
     DataConfig,
     HeadConfig,
@@ -41,6 +44,35 @@ def check_settings(settings: CapsweepConfig) -> None:
     check_head(settings.head)
     check_trainer(settings.trainer)
     check_tracking(settings.tracking)
+    check_cache(settings.cache)
+
+
+def check_cache(cache: CacheConfig) -> None:
+    """Raise on feature-cache options that cannot work."""
+    if cache.dtype not in CACHE_DTYPES:
+        raise CapsweepConfigError(
+            "cache.dtype",
+            cache.dtype,
+            "is not a storage type of cached features",
+            choices=CACHE_DTYPES,
+            fix="float16 halves the size; float32 keeps the features exact",
+        )
+    if isinstance(cache.max_gb, bool) or not cache.max_gb > 0:
+        raise CapsweepConfigError(
+            "cache.max_gb",
+            cache.max_gb,
+            "must be a positive size in GB",
+            fix="e.g. cache.max_gb=10",
+        )
+    for index, count in enumerate(cache.cuts or []):
+        require_count(f"cache.cuts[{index}]", count)
+    if cache.dir is not None and not str(cache.dir).strip():
+        raise CapsweepConfigError(
+            "cache.dir",
+            cache.dir,
+            "must not be empty",
+            fix="leave it null for <paths.outputs>/cache",
+        )
 
 
 # MLflow refuses more retries than this (its _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT).
@@ -168,6 +200,15 @@ def check_data(data: DataConfig) -> None:
         )
     if data.num_classes is not None:
         require_count("data.num_classes", data.num_classes, minimum=2)
+    for augmentation in data.augment:
+        if augmentation not in AUGMENTATIONS:
+            raise CapsweepConfigError(
+                "data.augment",
+                list(data.augment),
+                f"has unknown augmentation {augmentation!r}",
+                choices=AUGMENTATIONS,
+                fix="e.g. data.augment=[flip,translate]",
+            )
     if data.name == "image_folder" and not data.path:
         raise CapsweepConfigError(
             "data.path",

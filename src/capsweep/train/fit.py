@@ -12,9 +12,11 @@ from typing import Any
 import keras
 
 from capsweep.data import Dataset
+from capsweep.data.dataset import Split
 from capsweep.model.optimizers import SplitLearningRate, make_optimizer
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
+from capsweep.train.inputs import batches
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
 EpochListener = Callable[[int, dict[str, float]], None]
@@ -41,10 +43,14 @@ class TrialMetrics:
     epochs_run: int
     n_val: int
     history: dict[str, list[float]] = field(default_factory=dict)
+    # Where the rest of a trial's time went (seconds): tracing (the first training
+    # step), per-epoch validation, the final evaluation and computing cached features.
+    # Recorded as metrics, but not objectives: they vary from run to run.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def scalars(self) -> dict[str, float]:
-        """The final metrics, without the per-epoch history."""
-        return {k: float(v) for k, v in vars(self).items() if k != "history"}
+        """The final metrics, without the per-epoch history and the extra timings."""
+        return {k: float(v) for k, v in vars(self).items() if k not in ("history", "timings")}
 
 
 # Evaluation runs in inference mode (BatchNorm on moving statistics, no dropout), where
@@ -79,8 +85,46 @@ class _Listeners(keras.callbacks.Callback):
             listener(epoch, values)
 
 
-def compile_model(transfer: TransferModel, trainer: TrainerConfig) -> None:
-    """Compile with the head's learning rate, and a lower one for unfrozen backbone layers."""
+class _StepTimer(keras.callbacks.Callback):
+    """Time training steps apart from tracing (the first step) and validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_seconds = 0.0
+        self.trace_seconds = 0.0
+        self.validation_seconds = 0.0
+        self._started = 0.0
+        self._first = True
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        elapsed = time.perf_counter() - self._started
+        if self._first:
+            self.trace_seconds += elapsed
+            self._first = False
+        else:
+            self.train_seconds += elapsed
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.validation_seconds += time.perf_counter() - self._started
+
+
+def compile_model(
+    transfer: TransferModel, trainer: TrainerConfig, *, model: keras.Model | None = None
+) -> None:
+    """Compile with the head's learning rate, and a lower one for unfrozen backbone layers.
+
+    Args:
+        transfer: The transfer model; its backbone's trainable variables get the lower rate.
+        trainer: The optimizer settings.
+        model: The model to compile, when not ``transfer.model`` (a trainable suffix that
+            shares its layers).
+    """
     head = make_optimizer(trainer.optimizer, trainer.learning_rate)
     backbone_paths = [variable.path for variable in transfer.backbone.trainable_variables]
     optimizer: keras.optimizers.Optimizer = head
@@ -88,9 +132,46 @@ def compile_model(transfer: TransferModel, trainer: TrainerConfig) -> None:
         optimizer = SplitLearningRate(
             head, make_optimizer(trainer.optimizer, trainer.backbone_learning_rate), backbone_paths
         )
-    transfer.model.compile(
+    (model or transfer.model).compile(
         optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
+
+
+def feature_batches(features: Any, split: Split, batch_size: int, seed: int) -> Any:
+    """Batches of a split's cached ``features`` in the order :func:`batches` gives its images.
+
+    The same seeded permutation of positions per epoch, and within a batch the same order
+    (by the split's rows in its image source), so that training on features follows the
+    trajectory of training on the images the features were computed from.
+    """
+    import tensorflow as tf
+
+    features = tf.constant(features)
+    labels = tf.constant(split.labels.astype("int64"))
+    order_key = tf.constant(split.row_indices)
+    positions = tf.data.Dataset.range(len(split))
+    positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
+
+    def gather(batch: Any) -> Any:
+        batch = tf.gather(batch, tf.argsort(tf.gather(order_key, batch), stable=True))
+        return tf.gather(features, batch), tf.gather(labels, batch)
+
+    return positions.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """What a model trains and is evaluated on: images, or cached features of them.
+
+    ``model`` takes ``train``/``val``/``test`` inputs and shares its layers with the
+    transfer model (it is the transfer model itself for images). ``train`` None: stream
+    the training split's images (:func:`capsweep.train.inputs.batches`).
+    """
+
+    model: keras.Model
+    train: Any
+    val: Any
+    test: Any
 
 
 def fit_and_evaluate(
@@ -98,6 +179,8 @@ def fit_and_evaluate(
     data: Dataset,
     trainer: TrainerConfig,
     listeners: Sequence[EpochListener] = (),
+    *,
+    inputs: FitInputs | None = None,
 ) -> TrialMetrics:
     """Train ``transfer`` on ``data.train``, select on ``data.val``, and evaluate every split.
 
@@ -105,11 +188,27 @@ def fit_and_evaluate(
     moving statistics), with the best epoch's weights restored when early stopping is on;
     train_accuracy is therefore not Keras' running mean over a training epoch.
 
+    Args:
+        transfer: The model to train.
+        data: The splits (their labels, and their images unless ``inputs`` says otherwise).
+        trainer: Training settings.
+        listeners: Called after each epoch; one may raise to stop the trial.
+        inputs: Train a model that shares ``transfer``'s layers on other inputs (the
+            trainable suffix on cached features); default: ``transfer.model`` on images.
+
     Raises:
         TrainingDiverged: the loss became NaN or infinite.
     """
-    compile_model(transfer, trainer)
+    if inputs is None:
+        inputs = FitInputs(transfer.model, None, data.val.images, data.test.images)
+        train_batches = batches(data.train, batch_size=trainer.batch_size, seed=trainer.seed)
+    else:
+        train_batches = feature_batches(inputs.train, data.train, trainer.batch_size, trainer.seed)
+    model = inputs.model
+    compile_model(transfer, trainer, model=model)
+    timer = _StepTimer()
     callbacks: list[keras.callbacks.Callback] = [
+        timer,
         keras.callbacks.TerminateOnNaN(),
         EpochLog(trainer.epochs),
     ]
@@ -124,30 +223,38 @@ def fit_and_evaluate(
         )
     callbacks.append(_Listeners(listeners))
     started = time.perf_counter()
-    history = transfer.model.fit(
-        data.train.images,
-        data.train.labels,
-        validation_data=(data.val.images, data.val.labels),
+    history = model.fit(
+        train_batches,
+        validation_data=(inputs.val, data.val.labels),
         # Inference mode: the batch size changes no prediction, only how many steps.
         validation_batch_size=EVALUATION_BATCH_SIZE,
         epochs=trainer.epochs,
-        batch_size=trainer.batch_size,
+        shuffle=False,  # the batches come shuffled, seeded (see capsweep.train.inputs)
         callbacks=callbacks,
         verbose=2 if trainer.verbose is None else trainer.verbose,
     ).history
-    fit_seconds = time.perf_counter() - started
+    fit_wall_seconds = time.perf_counter() - started
     losses = history.get("loss", [])
     if any(not math.isfinite(loss) for loss in losses):
         raise TrainingDiverged(
             f"the loss became {losses[-1]} at epoch {len(losses)}; lower "
             f"trainer.learning_rate={trainer.learning_rate}"
         )
+    started = time.perf_counter()
     accuracy = {
-        name: _accuracy(transfer.model, split.images, split.labels, EVALUATION_BATCH_SIZE)
-        for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
+        name: _accuracy(model, split_inputs, split.labels, EVALUATION_BATCH_SIZE)
+        for name, split_inputs, split in (
+            ("train", data.train.images if inputs.train is None else inputs.train, data.train),
+            ("val", inputs.val, data.val),
+            ("test", inputs.test, data.test),
+        )
     }
+    evaluate_seconds = time.perf_counter() - started
     epochs_run = len(losses)
     report = transfer.report
+    # Training steps only: tracing (the first step) and validation are timed apart.
+    fit_seconds = timer.train_seconds
+    timed_samples = len(data.train) * epochs_run - min(trainer.batch_size, len(data.train))
     return TrialMetrics(
         val_accuracy=accuracy["val"],
         train_accuracy=accuracy["train"],
@@ -158,10 +265,16 @@ def fit_and_evaluate(
         total_params=report.total_params,
         fit_seconds=fit_seconds,
         seconds_per_epoch=fit_seconds / max(epochs_run, 1),
-        samples_per_second=len(data.train) * epochs_run / fit_seconds if fit_seconds else 0.0,
+        samples_per_second=timed_samples / fit_seconds if fit_seconds else 0.0,
         epochs_run=epochs_run,
         n_val=len(data.val),
         history={key: [float(v) for v in values] for key, values in history.items()},
+        timings={
+            "trace_seconds": timer.trace_seconds,
+            "validation_seconds": timer.validation_seconds,
+            "evaluate_seconds": evaluate_seconds,
+            "fit_wall_seconds": fit_wall_seconds,
+        },
     )
 
 

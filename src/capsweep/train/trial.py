@@ -23,11 +23,13 @@ from capsweep.data import Dataset, load_dataset
 from capsweep.errors import CapsweepConfigError, StopTraining
 from capsweep.model.backbones import build_configured_backbone, preprocessing_mode
 from capsweep.model.capacity import CapacityReport, units_to_unfreeze
+from capsweep.model.split import trainable_suffix
 from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
 from capsweep.settings.choices import SOURCE_WEIGHTS
 from capsweep.train.curves import learning_curve
-from capsweep.train.fit import EpochListener, TrialMetrics, fit_and_evaluate
+from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
+from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
 from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
@@ -143,8 +145,51 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
         data.num_classes,
         settings.capacity,
         settings.head,
+        settings.data.augment,
     )
     return PreparedTrial(data, transfer, deterministic)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """How a trial gets its training inputs: images, or cached features and a suffix."""
+
+    inputs: FitInputs | None
+    tags: dict[str, str]
+    # Seconds spent computing features for the cache (0 on a hit or with the cache off).
+    feature_seconds: float = 0.0
+
+
+def plan_inputs(prepared: PreparedTrial, settings: CapsweepConfig) -> CachePlan:
+    """Train on cached features when the trial can (see :func:`cache_off_reason`).
+
+    A miss computes and stores the features, charged to this trial as feature_seconds.
+    """
+    transfer = prepared.transfer
+    reason = (
+        cache_off_reason(transfer, settings.capacity, settings.data.augment)
+        if settings.cache.enabled
+        else "cache.enabled=false"
+    )
+    if reason is not None:
+        return CachePlan(None, {"capsweep.cache": "off", "capsweep.cache_reason": reason})
+    features = trial_features(
+        transfer,
+        prepared.data,
+        settings.cache,
+        open_store(settings.cache, settings.paths.outputs),
+        capacity=settings.capacity,
+        preprocessing=preprocessing_mode(settings.backbone.name),
+        input_size=settings.backbone.input_size,
+    )
+    suffix = trainable_suffix(transfer.model, transfer.backbone, features.cut)
+    tags = {
+        "capsweep.cache": "on",
+        "capsweep.cache_hit": str(features.hit).lower(),
+        "capsweep.cache_cut": features.cut,
+    }
+    inputs = FitInputs(suffix, features.train, features.val, features.test)
+    return CachePlan(inputs, tags, features.seconds)
 
 
 def train_trial(
@@ -176,9 +221,15 @@ def train_trial(
     def log_epoch(epoch: int, logs: dict[str, float]) -> None:
         recorder.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
 
+    plan = plan_inputs(prepared, settings)
+    recorder.set_tags(plan.tags)
     try:
         metrics = fit_and_evaluate(
-            transfer, prepared.data, settings.trainer, [log_epoch, *listeners]
+            transfer,
+            prepared.data,
+            settings.trainer,
+            [log_epoch, *listeners],
+            inputs=plan.inputs,
         )
     except StopTraining as stop:
         recorder.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
@@ -186,7 +237,8 @@ def train_trial(
         return TrialOutcome(run_id=recorder.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
     # Step after the last epoch, so the final metrics (best-epoch weights, inference mode)
     # show as the latest val_accuracy rather than the last epoch's value.
-    recorder.log_metrics(metrics.scalars(), step=metrics.epochs_run)
+    metrics.timings["feature_seconds"] = plan.feature_seconds
+    recorder.log_metrics({**metrics.scalars(), **metrics.timings}, step=metrics.epochs_run)
     if settings.tracking.log_artifacts:
         recorder.log_text(model_summary(transfer.model), "model_summary.txt")
         figure = learning_curve(metrics.history, title=title or settings.backbone.name)
