@@ -6,7 +6,7 @@ Tiny trials (random-weight small_resnet on 16-pixel digits, 3 epochs) trained th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ class MemoryRecorder:
 
     def log_params(self, params: Mapping[str, str]) -> None:
         pass
+
+    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        for step, metrics in steps:
+            self.log_metrics(metrics, step)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         self.metrics.update(metrics)

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ PARENT_TAG = "mlflow.parentRunId"
 FAILURE_TAG = "capsweep.failure"  # the exception type, or a kind such as "oom"
 ERROR_TAG = "capsweep.error"  # the first line of its message
 _BATCH = 100  # MLflow's limit of params per log_batch call
+_METRICS_BATCH = 1000  # and of metrics
 
 # MLflow reads these on every request; values capsweep set (not the user) may be updated.
 TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
@@ -231,6 +232,14 @@ class TrialRun:
             self.client.log_batch(
                 self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()]
             )
+
+    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        """Several steps of metrics in as few writes as MLflow allows."""
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, step) for step, values in steps for k, v in values.items()]
+        for start in range(0, len(rows), _METRICS_BATCH):
+            with uninterrupted():
+                self.client.log_batch(self.run_id, metrics=rows[start : start + _METRICS_BATCH])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         with uninterrupted():
