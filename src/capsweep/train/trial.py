@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
@@ -28,6 +29,7 @@ from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
 from capsweep.settings.choices import SOURCE_WEIGHTS
 from capsweep.train.curves import learning_curve
+from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
 from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
@@ -48,6 +50,8 @@ class Recorder(Protocol):
     def log_params(self, params: Mapping[str, str]) -> None: ...
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None: ...
+
+    def log_metric_steps(self, steps: MetricSteps) -> None: ...
 
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
 
@@ -128,7 +132,9 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
 def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
     """Load the data and build the model; raises before anything is recorded."""
     deterministic = use_deterministic_ops(settings.trainer.deterministic)  # before pretraining
-    data = load_dataset(settings.data, settings.backbone.input_size)
+    # An image folder is decoded once into outputs/cache/images and memory-mapped after.
+    images_cache = Path(settings.paths.outputs) / "cache" / "images"
+    data = load_dataset(settings.data, settings.backbone.input_size, cache_dir=images_cache)
     if settings.data.num_classes is not None and settings.data.num_classes != data.num_classes:
         raise CapsweepConfigError(
             "data.num_classes",
@@ -218,9 +224,7 @@ def train_trial(
     if on_started is not None:
         on_started(recorder.run_id, transfer.report)
 
-    def log_epoch(epoch: int, logs: dict[str, float]) -> None:
-        recorder.log_metrics({k: v for k, v in logs.items() if k in EPOCH_METRICS}, step=epoch)
-
+    log_epoch = BufferedEpochMetrics(recorder.log_metric_steps, EPOCH_METRICS)
     plan = plan_inputs(prepared, settings)
     recorder.set_tags(plan.tags)
     try:
@@ -232,9 +236,11 @@ def train_trial(
             inputs=plan.inputs,
         )
     except StopTraining as stop:
+        log_epoch.flush()
         recorder.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
         log.info("Trial stopped early: %s (run %s)", stop, recorder.run_id)
         return TrialOutcome(run_id=recorder.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
+    log_epoch.flush()
     # Step after the last epoch, so the final metrics (best-epoch weights, inference mode)
     # show as the latest val_accuracy rather than the last epoch's value.
     metrics.timings["feature_seconds"] = plan.feature_seconds
