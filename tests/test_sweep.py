@@ -355,3 +355,28 @@ def test_multi_objective_sweep_tells_both_objectives(tmp_path: Path, mlflow_uri:
         metrics = trial.user_attrs[studies.METRICS_ATTR.format(repeat=0)]
         assert trial.values == [metrics["val_accuracy"], metrics["trainable_params"]]
     assert {t.state for t in study.get_trials()} <= {TrialState.COMPLETE, TrialState.PRUNED}
+
+
+@pytest.mark.slow
+def test_a_pruned_configuration_trains_none_of_its_other_repeats(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    outputs = tmp_path / "outputs"
+    command = sweep_command(
+        outputs,
+        mlflow_uri,
+        "pruned-repeats",
+        *GRID,
+        "trainer.epochs=4",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.repeats=3",
+        "hydra.sweeper.pruner=threshold",
+        # Any val_accuracy is below 1.1: every first repeat is told to stop.
+        "hydra.sweeper.pruner_options={lower:1.1,n_warmup_steps:1}",
+    )
+    result = run(command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = load(outputs, "pruned-repeats").get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    kids = children(mlflow_uri, "pruned-repeats")
+    assert sorted(r.data.tags["capsweep.repeat"] for r in kids) == ["0", "0"]

@@ -23,14 +23,17 @@ from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from capsweep import tracking
+from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import redact_url
 from capsweep.settings import TrialContext
+from capsweep.signals import JobTerminated
+from capsweep.sweep import launching
 from capsweep.sweep import study as studies
 from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
 from capsweep.sweep.plan import SweepPlan, repeated_seeds
@@ -38,7 +41,7 @@ from capsweep.sweep.progress import SweepProgress, TrialLine
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
 from capsweep.sweep.samplers import make_sampler
-from capsweep.sweep.search_space import override_value
+from capsweep.sweep.search_space import grid_choices, override_value
 from capsweep.sweep.study import tell
 from capsweep.sweep.summary import Report, SweepSummary
 
@@ -165,20 +168,13 @@ class SweepLoop:
             trials = self._ask(study, min(plan.batch_size, wanted))
             if not trials:
                 continue
-            job_overrides = [
-                self._job_overrides(trial, context, repeat)
-                for trial in trials
-                for repeat in range(plan.repeats)
-            ]
             ids = trial_ids(self.storage, plan.study_name, [t.number for t in trials])
             # Marked alive from a thread while the jobs wait in a queue and train: a long
             # epoch must not look like a dead worker to the others.
             with heartbeat(self.storage, ids, interval=beat_interval(plan.stale_after_seconds)):
-                returns = self.launcher.launch(job_overrides, initial_job_idx=self.job_index)
-            self.job_index += len(returns)
-            for position, trial in enumerate(trials):
-                trial_returns = returns[position * plan.repeats : (position + 1) * plan.repeats]
-                result, line = self._tell(study, trial, trial_returns)
+                returns = self._launch(trials, context)
+            for trial in trials:
+                result, line = self._tell(study, trial, returns[trial.number])
                 progress.trial_finished(line)
                 results.append(result)
                 failed = result["state"] == "FAIL"
@@ -189,6 +185,39 @@ class SweepLoop:
                 summarized = time.monotonic()
             self._check_failure_budget(failures, failures_in_a_row)
         return results
+
+    def _launch(
+        self, trials: Sequence[optuna.Trial], context: TrialContext
+    ) -> dict[int, list[JobReturn]]:
+        """Launch every repeat of ``trials``; return each trial's job returns in repeat order.
+
+        With a pruner, repeats 1..k-1 of a configuration are launched only once its first
+        repeat has survived pruning: a pruned configuration costs one job, not k.
+        """
+        repeats = self.plan.repeats
+        first_only = self.plan.pruner is not None and repeats > 1
+        wave = [
+            (trial, repeat) for trial in trials for repeat in range(1 if first_only else repeats)
+        ]
+        returns: dict[int, list[JobReturn]] = {trial.number: [] for trial in trials}
+        for (trial, _), job in zip(wave, self._launch_jobs(wave, context), strict=True):
+            returns[trial.number].append(job)
+        if first_only:
+            survivors = [trial for trial in trials if _completed(returns[trial.number][0])]
+            rest = [(trial, repeat) for trial in survivors for repeat in range(1, repeats)]
+            for (survivor, _), job in zip(rest, self._launch_jobs(rest, context), strict=True):
+                returns[survivor.number].append(job)
+        return returns
+
+    def _launch_jobs(
+        self, jobs: Sequence[tuple[optuna.Trial, int]], context: TrialContext
+    ) -> Sequence[JobReturn]:
+        if not jobs:
+            return []
+        overrides = [self._job_overrides(trial, context, repeat) for trial, repeat in jobs]
+        returns = launching.launch(self.launcher, overrides, self.job_index)
+        self.job_index += len(returns)
+        return returns
 
     def _check_failure_budget(self, failures: int, in_a_row: int) -> None:
         plan = self.plan
@@ -257,12 +286,27 @@ class SweepLoop:
         trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=repeat), split_seed)
         seeds = {"trainer.seed": seed, "data.split_seed": split_seed}
         return [
+            *self._cache_cuts(),
             *(f"{name}={value}" for name, value in plan.space.fixed.items()),
             *(f"{name}={override_value(value)}" for name, value in trial.params.items()),
             # Only the seeds repeats vary are set here; a plain or swept seed stays as given.
             *(f"{key}={seeds[key]}" for key in repeated_seeds(plan.repeats, plan.repeat_over)),
             *dataclasses.replace(context, number=trial.number, repeat=repeat).as_overrides(),
         ]
+
+    def _cache_cuts(self) -> list[str]:
+        """``cache.cuts``: the unfreeze counts the sweep explores, so that the first trial to
+        miss the feature cache computes the features of every one in one pass."""
+        distribution = self.plan.space.distributions.get("capacity.unfreeze")
+        if distribution is None or "cache.cuts" in self.plan.space.fixed:
+            return []
+        try:
+            counts = sorted(
+                {int(value) for value in grid_choices("capacity.unfreeze", distribution)}
+            )
+        except CapsweepConfigError:  # a continuous range: no finite set of cuts to plan
+            return []
+        return [f"cache.cuts=[{','.join(str(count) for count in counts)}]"]
 
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]
@@ -284,6 +328,15 @@ class SweepLoop:
                 trial.set_user_attr(f"capsweep.error.{repeat}", str(error)[:1000])
                 tell(study, trial, state=TrialState.FAIL)
                 line.detail = f"(repeat {repeat}): {str(error).splitlines()[0][:200]}"
+                if isinstance(error, JobTerminated):
+                    # Cancelled or preempted, not the configuration's fault: train it again.
+                    frozen = study.get_trials(deepcopy=False)[trial.number]
+                    run_id = frozen.user_attrs.get(studies.RUN_ID_ATTR.format(repeat=repeat))
+                    if run_id:  # a job killed before it could end its run
+                        tracking.end_if_running(self.tracking_uri, str(run_id), "KILLED")
+                    studies.enqueue_again(study, frozen, **{studies.REQUEUED_ATTR: trial.number})
+                    line.detail += "; queued again"
+                    return {"number": trial.number, "state": "REQUEUED", "error": str(error)}, line
                 return {"number": trial.number, "state": "FAIL", "error": str(error)}, line
             trial.set_user_attr(studies.METRICS_ATTR.format(repeat=repeat), outcome["metrics"])
             trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=repeat), outcome["run_id"])
@@ -327,6 +380,11 @@ def worker_seed(seed: int) -> int:
 def _poll_interval(stale_after: float) -> float:
     """How often a waiting worker looks at the other workers' trials."""
     return min(max(stale_after / 4, 0.5), 5.0)
+
+
+def _completed(job: JobReturn) -> bool:
+    """Whether a job trained its repeat to the end (neither failed nor pruned)."""
+    return job.status == JobStatus.COMPLETED and job.return_value["state"] == "COMPLETE"
 
 
 def _finished(study: optuna.Study) -> int:
