@@ -9,6 +9,7 @@ when it is missing. The password reaches capsweep only from the environment: thr
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -138,3 +139,41 @@ def test_the_password_is_written_nowhere(shared_sweep: dict[str, Any]) -> None:
     assert not leaks
     jobs = list(Path(shared_sweep["outputs"]).rglob(".hydra/overrides.yaml"))
     assert jobs, "no job folder to look into"
+
+
+def test_local_workers_each_train_on_a_gpu_of_their_own(tmp_path: Path) -> None:
+    """hydra/launcher=joblib with two processes and two GPU ids: each process claims one
+    (no GPU is needed to see the assignment each trial records)."""
+    server = make_url(_server())
+    experiment = f"gpus-{uuid.uuid4().hex[:8]}"
+    tracking = server.set(database=f"{server.database}_mlflow").render_as_string()
+    outputs = tmp_path / "outputs"
+    command = sweep_command(
+        outputs,
+        tracking,
+        experiment,
+        *GRID,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.gpus=[0,1]",
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    result = subprocess.run(
+        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    storage = studies.open_storage(str(outputs / "optuna" / f"{experiment}.journal"))
+    trials = optuna.load_study(study_name=experiment, storage=storage).get_trials()
+    workers = [t.user_attrs["capsweep.worker.0"] for t in trials if t.state == TrialState.COMPLETE]
+    assert len(workers) == 4
+    device_of = {}
+    for worker in workers:
+        assert (
+            device_of.setdefault(worker["pid"], worker["cuda_visible_devices"])
+            == (worker["cuda_visible_devices"])
+        ), "a worker process changed GPU"
+    assert sorted(device_of.values()) == ["0", "1"], device_of
+    job_logs = "".join(log.read_text() for log in (outputs / "multirun").rglob("*.log"))
+    assert "TensorFlow started before a GPU was claimed" not in job_logs

@@ -169,6 +169,7 @@ def test_a_trial_context_survives_its_own_overrides(
         pruner_options={"lower": 1.1, "n_warmup_steps": 1},
         multi_objective=True,
         parent_run_id="abc123",
+        gpus=[0, 2],
     )
 
     settings = settings_from(compose(f"paths.outputs={tmp_path}", *context.as_overrides()))

@@ -40,6 +40,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             request_timeout=settings.tracking.request_timeout,
             max_retries=settings.tracking.max_retries,
         )
+    if settings.trial.gpus:  # a sweep's local worker sees one GPU of its own, claimed
+        from capsweep.sweep.devices import claim_gpu  # before TensorFlow loads
+
+        claim_gpu(settings.trial.gpus)
     from capsweep.train.device import start_tensorflow
 
     start_tensorflow()  # once per process, without TensorFlow's start-up noise

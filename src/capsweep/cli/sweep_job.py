@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from typing import Any
 
 from capsweep.cli.run import run_trial
 from capsweep.model.capacity import CapacityReport
 from capsweep.settings import CapsweepConfig
+from capsweep.sweep.devices import VISIBLE
 from capsweep.sweep.pruning import EpochReporter, make_pruner, study_pruner
 from capsweep.sweep.study import RUN_ID_ATTR, open_storage, owner_tag, trial_handle
 
@@ -57,7 +59,11 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         trial.set_user_attr(RUN_ID_ATTR.format(repeat=context.repeat), run_id)
 
     def started(run_id: str, report: CapacityReport) -> None:
-        trial.set_user_attr(f"capsweep.worker.{context.repeat}", owner_tag())
+        # Which process trained it, where, and on which GPU (CUDA_VISIBLE_DEVICES).
+        trial.set_user_attr(
+            f"capsweep.worker.{context.repeat}",
+            {**owner_tag(), "cuda_visible_devices": os.environ.get(VISIBLE)},
+        )
         reporter.started(report.trainable_params)
 
     tags = {

@@ -161,6 +161,8 @@ class TrialContext:
     pruner_options: Any = None
     multi_objective: bool = False
     parent_run_id: str | None = None
+    # GPU ids a local worker process may claim one of (hydra.sweeper.gpus).
+    gpus: list[int] | None = None
 
     def as_overrides(self) -> list[str]:
         """This context as the Hydra overrides that hand it to a job (``trial.number=3``, ...).
@@ -177,6 +179,7 @@ class TrialContext:
             f"trial.pruner_options={_override(self.pruner_options)}",
             f"trial.multi_objective={_override(self.multi_objective)}",
             f"trial.parent_run_id={_override(self.parent_run_id)}",
+            f"trial.gpus={_override(self.gpus)}",
         ]
 
 
@@ -190,6 +193,8 @@ def _override(value: Any) -> str:
         return str(value)
     if isinstance(value, dict):
         return "{" + ",".join(f"{key}:{json.dumps(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_override(item) for item in value) + "]"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

@@ -112,6 +112,7 @@ class SweepLoop:
             pruner_options=plan.pruner_options,
             multi_objective=plan.objectives.multi,
             parent_run_id=summary.parent_run_id,
+            gpus=plan.gpus,
         )
         self.launcher = Plugins.instance().instantiate_launcher(
             config=self.config, hydra_context=self.hydra_context, task_function=self.task_function

@@ -65,6 +65,8 @@ class SweepPlan:
     seed: int | None = None
     # Redraw the report and the parent run's summary at most this often (and at the end).
     summary_every_seconds: float = 30.0
+    # GPU ids local workers claim one each of (None: no assignment).
+    gpus: list[int] | None = None
 
 
 def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[str]) -> SweepPlan:
@@ -135,6 +137,7 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         ),
         sampler_options=sampler_options,
         seed=options.get("seed"),
+        gpus=_gpus(options.get("gpus"), config),
         summary_every_seconds=_positive(
             "summary_every_seconds", options.get("summary_every_seconds", 30.0), zero_ok=True
         ),
@@ -263,3 +266,23 @@ def _job_storage(config: DictConfig, storage_url: str) -> str:
             redact_url(storage_url),
         )
     return storage_url
+
+
+def _gpus(value: Any, config: DictConfig) -> list[int] | None:
+    """The GPU ids of ``hydra.sweeper.gpus``, at least one per local worker process."""
+    if value is None:
+        return None
+    ids = list(value) if isinstance(value, list | tuple) or OmegaConf.is_list(value) else [value]
+    if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        raise CapsweepConfigError(
+            "hydra.sweeper.gpus", value, "must be a list of GPU ids", fix="e.g. gpus=[0,1]"
+        )
+    workers = config.hydra.launcher.get("n_jobs")
+    if _launcher(config) != _BASIC_LAUNCHER and isinstance(workers, int) and workers > len(ids):
+        raise CapsweepConfigError(
+            "hydra.launcher.n_jobs",
+            workers,
+            f"local workers would outnumber the GPUs {ids}: each worker needs one of its own",
+            fix=f"hydra.launcher.n_jobs={len(ids)}, or list more GPUs",
+        )
+    return [int(i) for i in ids]

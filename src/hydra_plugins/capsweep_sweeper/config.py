@@ -56,6 +56,10 @@ class CapsweepSweeperConf:
     # Stop after this many trials failed in a row, not burning an allocation on a broken
     # setup (null: no limit of this kind).
     max_failures_in_a_row: int | None = 5
+    # GPU ids for local workers (hydra/launcher=joblib): each worker process claims one
+    # of its own and sees only it (CUDA_VISIBLE_DEVICES), recorded on its trials. null:
+    # no assignment (a device list set by Slurm's --gres or by you is used as it is).
+    gpus: Any = None
     # Redraw the report files and the MLflow parent run's summary at most this often while
     # the sweep runs, and always at its end (0: after every batch).
     summary_every_seconds: float = 30.0

@@ -1,0 +1,70 @@
+"""One GPU per local worker: each process of a sweep's joblib pool claims a GPU of its own.
+
+By default a TensorFlow process maps nearly all memory of every GPU it can see, so two
+workers on one machine would fail on the first GPU. A worker process claims one GPU id
+from the sweep's list (``hydra.sweeper.gpus``) before TensorFlow starts, by holding an
+exclusive lock on that id's file in this host's temporary folder for as long as it
+lives, and sees only that GPU (``CUDA_VISIBLE_DEVICES``). A lock is released by the
+operating system when its process ends, however it ends.
+
+A device list set for the process from outside (Slurm's ``--gres``, the user) wins.
+Pure standard library: the sweep side never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+_held: tuple[str, IO[bytes]] | None = None  # the claimed GPU id and its open lock file
+
+
+def slots_folder() -> Path:
+    """Where this host's GPU locks live (a host-local folder: GPUs belong to a host)."""
+    return Path(tempfile.gettempdir()) / f"capsweep-gpus-{os.getuid()}"
+
+
+def claim_gpu(gpus: Sequence[int], folder: Path | None = None) -> str | None:
+    """Make this process see one GPU of ``gpus`` that no other live process claimed.
+
+    Returns the ``CUDA_VISIBLE_DEVICES`` the process trains with (``None``: no GPU list).
+    Call before TensorFlow is imported; a later call in the same process keeps the GPU
+    it already holds.
+
+    Raises:
+        RuntimeError: every GPU of ``gpus`` is held by another process.
+    """
+    global _held
+    if _held is not None:
+        return _held[0]
+    if not gpus:
+        return os.environ.get(VISIBLE)
+    if VISIBLE in os.environ:  # assigned by Slurm or the user: theirs to decide
+        return os.environ[VISIBLE]
+    if "tensorflow" in sys.modules:
+        log.warning("TensorFlow started before a GPU was claimed: it may see every GPU")
+    folder = folder or slots_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for gpu in gpus:
+        handle = (folder / f"gpu-{gpu}.lock").open("a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held = (str(gpu), handle)
+        os.environ[VISIBLE] = str(gpu)
+        return str(gpu)
+    raise RuntimeError(
+        f"every GPU of hydra.sweeper.gpus={list(gpus)} is held by another worker on this "
+        "host; run at most as many local workers as GPUs (hydra.launcher.n_jobs)"
+    )
