@@ -77,6 +77,7 @@ def open_storage(storage: str) -> BaseStorage:
         path = Path(storage).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            repair_torn_tail(path)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as error:
             raise CapsweepConfigError(
@@ -95,6 +96,40 @@ def open_storage(storage: str) -> BaseStorage:
             fix="check the URL, that the database server is up and its driver installed "
             "(postgresql:// needs psycopg: pip install 'capsweep[cluster]')",
         ) from None
+
+
+def repair_torn_tail(journal: Path) -> bool:
+    """Cut a half-written last line off a journal file; return whether there was one.
+
+    A writer killed in the middle of an append leaves a line with no end. Optuna skips it
+    when reading, but appends the next record onto it, and from then on cannot read the
+    file. The check runs under the journal's own lock, which every writer holds for a
+    whole append: an unfinished line seen under it belongs to a dead writer. (A lock left
+    by a killed process is broken by Optuna after its grace period, 30 s.)
+    """
+    if not journal.exists():
+        return False
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(journal))
+    lock.acquire()
+    try:
+        with journal.open("r+b") as file:
+            size = file.seek(0, 2)
+            if size == 0:
+                return False
+            file.seek(size - 1)
+            if file.read(1) == b"\n":
+                return False
+            file.seek(0)
+            end = file.read().rfind(b"\n") + 1
+            file.truncate(end)
+            file.flush()
+            os.fsync(file.fileno())
+    finally:
+        lock.release()
+    log.warning("Journal %s ended in a half-written record (a killed writer): removed", journal)
+    return True
 
 
 def open_study(
