@@ -115,3 +115,9 @@ def test_mlflow_on_sqlite_with_parallel_trials_is_refused(tmp_path: Path) -> Non
     assert "tracking.uri=" in stderr
     assert "MLflow on SQLite cannot serve several trials writing at once" in stderr
     assert "mlflow server" in stderr
+
+
+def test_a_tracking_server_that_is_down_is_refused_before_any_trial(tmp_path: Path) -> None:
+    stderr = refuse(tmp_path, "tracking.uri=http://127.0.0.1:9", "tracking.request_timeout=2")
+    assert "tracking.uri='http://127.0.0.1:9'" in stderr
+    assert not (tmp_path / "outputs" / "optuna").exists(), "the study was opened"
