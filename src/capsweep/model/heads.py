@@ -26,4 +26,8 @@ def apply_head(features: Any, num_classes: int, head: HeadConfig) -> Any:
         )
         if head.dropout:
             x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{index}")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    # float32 under a mixed-precision policy too: a softmax in float16/bfloat16 loses
+    # the small probabilities the loss needs (Keras' mixed-precision guide).
+    return keras.layers.Dense(
+        num_classes, activation="softmax", name="classifier", dtype="float32"
+    )(x)

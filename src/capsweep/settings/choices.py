@@ -59,3 +59,7 @@ CACHE_DTYPES = ("float32", "float16")
 # backbone.weights values that are not file paths.
 SOURCE_WEIGHTS = "source"
 IMAGENET_WEIGHTS = "imagenet"
+# trainer.mixed_precision: Keras dtype policies a trial's model may compute in (null = float32).
+MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
+# trainer.jit_compile: XLA on, off, or Keras' choice (on with a GPU, off on CPU-only machines).
+JIT_COMPILE = (True, False, "auto")

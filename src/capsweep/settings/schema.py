@@ -112,6 +112,12 @@ class TrainerConfig:
     # Keras' output on the console: 2 = a line per epoch, 1 = a progress bar, 0 = none.
     # null: 2 for a single run, 0 for sweep jobs (their epoch lines go to the job's log).
     verbose: int | None = None
+    # Keras dtype policy the trial's model is built in: null = float32, mixed_bfloat16,
+    # mixed_float16 (GPU only; loss scaling on). The classifier stays float32.
+    mixed_precision: str | None = None
+    # XLA for the train/evaluate steps: true, false, or auto (Keras: on with a GPU, off on
+    # a CPU-only machine). Any: a bool or the string "auto".
+    jit_compile: Any = "auto"
 
 
 @dataclass

@@ -19,6 +19,8 @@ from capsweep.settings.choices import (
     CACHE_DTYPES,
     DATASETS,
     IMAGENET_WEIGHTS,
+    JIT_COMPILE,
+    MIXED_PRECISIONS,
     OPTIMIZERS,
     POOLINGS,
     SOURCE_WEIGHTS,
@@ -275,6 +277,41 @@ def check_trainer(trainer: TrainerConfig) -> None:
     if trainer.verbose not in (None, 0, 1, 2):
         raise CapsweepConfigError(
             "trainer.verbose", trainer.verbose, "is not a Keras verbosity", choices=(0, 1, 2, None)
+        )
+    check_precision(trainer)
+
+
+def check_precision(trainer: TrainerConfig) -> None:
+    """Raise on a dtype policy or XLA setting Keras cannot use.
+
+    Whether a GPU is there for ``mixed_float16`` is checked where the trial runs
+    (:func:`capsweep.train.precision.require_device_for`): a sweep's driver may run on a
+    machine without one.
+    """
+    if trainer.mixed_precision is not None and trainer.mixed_precision not in MIXED_PRECISIONS:
+        raise CapsweepConfigError(
+            "trainer.mixed_precision",
+            trainer.mixed_precision,
+            "is not a mixed-precision policy",
+            choices=(*MIXED_PRECISIONS, None),
+            fix="null trains in float32",
+        )
+    # A bool or the string "auto" (1 == True in Python: compare types, not values).
+    if not (isinstance(trainer.jit_compile, bool) or trainer.jit_compile == "auto"):
+        raise CapsweepConfigError(
+            "trainer.jit_compile",
+            trainer.jit_compile,
+            "must be true, false or auto",
+            choices=JIT_COMPILE,
+            fix="auto lets Keras choose (XLA with a GPU, none on a CPU-only machine)",
+        )
+    if trainer.jit_compile is True and trainer.deterministic:
+        raise CapsweepConfigError(
+            "trainer.jit_compile",
+            True,
+            "Keras turns XLA off while TensorFlow's deterministic ops are on "
+            "(trainer.deterministic=true)",
+            fix="set trainer.jit_compile=auto or trainer.deterministic=false",
         )
 
 

@@ -17,6 +17,7 @@ from capsweep.model.optimizers import SplitLearningRate, make_optimizer
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
 from capsweep.train.inputs import batches
+from capsweep.train.precision import with_loss_scaling
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
 EpochListener = Callable[[int, dict[str, float]], None]
@@ -44,7 +45,8 @@ class TrialMetrics:
     n_val: int
     history: dict[str, list[float]] = field(default_factory=dict)
     # Where the rest of a trial's time went (seconds): tracing (the first training
-    # step), per-epoch validation, the final evaluation and computing cached features.
+    # step), per-epoch validation, the final evaluation, compiling, computing cached
+    # features, and (added by the trial) loading data and building the model.
     # Recorded as metrics, but not objectives: they vary from run to run.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -121,7 +123,7 @@ def compile_model(
 
     Args:
         transfer: The transfer model; its backbone's trainable variables get the lower rate.
-        trainer: The optimizer settings.
+        trainer: The optimizer settings, loss scaling (``mixed_float16``) and XLA.
         model: The model to compile, when not ``transfer.model`` (a trainable suffix that
             shares its layers).
     """
@@ -133,7 +135,10 @@ def compile_model(
             head, make_optimizer(trainer.optimizer, trainer.backbone_learning_rate), backbone_paths
         )
     (model or transfer.model).compile(
-        optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        optimizer=with_loss_scaling(optimizer, trainer.mixed_precision),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=trainer.jit_compile,
     )
 
 
@@ -205,7 +210,9 @@ def fit_and_evaluate(
     else:
         train_batches = feature_batches(inputs.train, data.train, trainer.batch_size, trainer.seed)
     model = inputs.model
+    started = time.perf_counter()
     compile_model(transfer, trainer, model=model)
+    compile_seconds = time.perf_counter() - started
     timer = _StepTimer()
     callbacks: list[keras.callbacks.Callback] = [
         timer,
@@ -274,6 +281,7 @@ def fit_and_evaluate(
             "validation_seconds": timer.validation_seconds,
             "evaluate_seconds": evaluate_seconds,
             "fit_wall_seconds": fit_wall_seconds,
+            "compile_seconds": compile_seconds,
         },
     )
 

@@ -13,8 +13,9 @@ import contextlib
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
 from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
+from capsweep.train.precision import dtype_policy, require_device_for
 from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,9 @@ class PreparedTrial:
     transfer: TransferModel
     # Whether TensorFlow's ops run deterministically (it may be on from an earlier trial).
     deterministic_ops: bool = False
+    # Seconds spent loading the data (data_seconds) and building the model
+    # (build_seconds); pretraining excluded. Recorded with the trial's other timings.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -131,9 +136,11 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
 
 def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
     """Load the data and build the model; raises before anything is recorded."""
+    require_device_for(settings.trainer.mixed_precision)
     deterministic = use_deterministic_ops(settings.trainer.deterministic)  # before pretraining
     # An image folder is decoded once into outputs/cache/images and memory-mapped after.
     images_cache = Path(settings.paths.outputs) / "cache" / "images"
+    started = time.perf_counter()
     data = load_dataset(settings.data, settings.backbone.input_size, cache_dir=images_cache)
     if settings.data.num_classes is not None and settings.data.num_classes != data.num_classes:
         raise CapsweepConfigError(
@@ -142,18 +149,22 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
             f"but data={settings.data.name} has {data.num_classes} classes",
             fix="leave data.num_classes unset to infer it",
         )
+    data_seconds = time.perf_counter() - started
     weights = resolve_weights(settings)  # may pretrain, which draws random numbers
-    seed_everything(settings.trainer.seed)
-    backbone = build_configured_backbone(settings.backbone, weights)
-    transfer = build_transfer_model(
-        backbone,
-        preprocessing_mode(settings.backbone.name),
-        data.num_classes,
-        settings.capacity,
-        settings.head,
-        settings.data.augment,
-    )
-    return PreparedTrial(data, transfer, deterministic)
+    started = time.perf_counter()
+    seed_everything(settings.trainer.seed)  # also resets Keras' dtype policy to float32
+    with dtype_policy(settings.trainer.mixed_precision):
+        backbone = build_configured_backbone(settings.backbone, weights)
+        transfer = build_transfer_model(
+            backbone,
+            preprocessing_mode(settings.backbone.name),
+            data.num_classes,
+            settings.capacity,
+            settings.head,
+            settings.data.augment,
+        )
+    timings = {"data_seconds": data_seconds, "build_seconds": time.perf_counter() - started}
+    return PreparedTrial(data, transfer, deterministic, timings)
 
 
 @dataclass(frozen=True)
@@ -225,7 +236,11 @@ def train_trial(
         on_started(recorder.run_id, transfer.report)
 
     log_epoch = BufferedEpochMetrics(recorder.log_metric_steps, EPOCH_METRICS)
-    plan = plan_inputs(prepared, settings)
+    started = time.perf_counter()
+    with dtype_policy(settings.trainer.mixed_precision):  # the suffix model, when cached
+        plan = plan_inputs(prepared, settings)
+    # Cache lookups, the feature pass on a miss (also in feature_seconds), the suffix.
+    inputs_seconds = time.perf_counter() - started
     recorder.set_tags(plan.tags)
     try:
         metrics = fit_and_evaluate(
@@ -240,16 +255,26 @@ def train_trial(
         recorder.set_tags({"capsweep.state": "PRUNED", "capsweep.pruned_at_epoch": stop.epoch})
         log.info("Trial stopped early: %s (run %s)", stop, recorder.run_id)
         return TrialOutcome(run_id=recorder.run_id, state="PRUNED", pruned_at_epoch=stop.epoch)
+    except BaseException:
+        # The curve up to a failure (out of memory, a signal) is what explains it: keep it,
+        # unless writing is what failed.
+        with contextlib.suppress(Exception):
+            log_epoch.flush()
+        raise
     log_epoch.flush()
     # Step after the last epoch, so the final metrics (best-epoch weights, inference mode)
     # show as the latest val_accuracy rather than the last epoch's value.
     metrics.timings["feature_seconds"] = plan.feature_seconds
+    metrics.timings["inputs_seconds"] = inputs_seconds
+    metrics.timings.update(prepared.timings)
     recorder.log_metrics({**metrics.scalars(), **metrics.timings}, step=metrics.epochs_run)
     if settings.tracking.log_artifacts:
         recorder.log_text(model_summary(transfer.model), "model_summary.txt")
         figure = learning_curve(metrics.history, title=title or settings.backbone.name)
         recorder.log_figure(figure, "learning_curve.png")
-    recorder.set_tags({"capsweep.state": "COMPLETE"})
+    trained = transfer.model if plan.inputs is None else plan.inputs.model
+    # Whether XLA compiled the steps: trainer.jit_compile=auto is Keras' choice per device.
+    recorder.set_tags({"capsweep.state": "COMPLETE", "capsweep.xla": str(trained.jit_compile)})
     log.info(
         "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
         "fit_seconds=%.1f (run %s)",
