@@ -64,3 +64,16 @@ def test_a_lock_left_by_a_killed_writer_is_broken(tmp_path: Path) -> None:
     assert time.monotonic() - started < 120
     assert [t.value for t in reopen(journal).trials] == [0.5, 0.9]
     assert not os.path.lexists(f"{journal}.lock")
+
+
+def test_a_writer_that_has_the_journal_open_survives_a_torn_line(tmp_path: Path) -> None:
+    """A peer killed mid-append while this worker has the study open."""
+    journal = tmp_path / "s.journal"
+    study = study_with_trials(journal, 2)
+    with journal.open("ab") as file:
+        file.write(b'{"op_code":4,"worker_id":"dead","trial_id":9,"par')
+
+    trial = study.ask(SPACE)  # the same storage object as before the tear
+    study.tell(trial, 0.7)
+
+    assert [t.value for t in reopen(journal).trials] == [0.5, 0.5, 0.7]

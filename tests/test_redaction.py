@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capsweep.redaction import has_password, redact_url
+from capsweep.redaction import has_password, redact_text, redact_url
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,13 @@ def test_a_password_written_in_plain_text_is_told_from_one_read_from_the_environ
     url: str, plain: bool
 ) -> None:
     assert has_password(url) is plain
+
+
+def test_an_error_text_quoting_a_url_loses_its_password() -> None:
+    url = "http://alice:s3cr%40t@mlflow.example:5000"
+    error = "API request to http://alice:s3cr%40t@mlflow.example:5000/api failed; s3cr@t"
+    assert "s3cr" not in redact_text(error, url, "outputs/optuna/s.journal")
+
+
+def test_a_url_sqlalchemy_cannot_parse_is_still_hidden() -> None:
+    assert "s3cret" not in redact_url("postgresql://u:s3cret@db:notaport/capsweep")

@@ -5,20 +5,25 @@ Real Optuna studies on the journal file storage; no training.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from capsweep.sweep import recovery
 from capsweep.sweep import study as studies
 from capsweep.sweep.liveness import heartbeat, trial_ids
 
 SPACE = {"capacity.unfreeze": IntDistribution(0, 2)}
 GRID = {"capacity.unfreeze": [0, 1, 2]}
+NO_RUNS = "sqlite:///unused.db"  # no trial here has an MLflow run to end
 
 
 def journal_study(
@@ -99,14 +104,64 @@ def test_the_liveness_thread_marks_a_trial_while_it_runs(tmp_path: Path) -> None
     assert marks[0] < marks[1] < marks[2]
 
 
-def test_the_liveness_thread_leaves_a_finished_trial_alone(tmp_path: Path) -> None:
+def test_the_liveness_thread_stops_marking_a_finished_trial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     study = journal_study(tmp_path)
     trial = study.ask(SPACE)
     storage = studies.open_storage(str(tmp_path / "study.journal"))
     with heartbeat(storage, trial_ids(storage, "s", [trial.number]), interval=0.05):
-        study.tell(trial, values=[0.5])  # finished while the thread beats: no error
-        time.sleep(0.3)
+        study.tell(trial, values=[0.5])  # finished while the thread beats
+        deadline = time.monotonic() + 30
+        while any(t.name == "capsweep-heartbeat" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the thread kept marking a finished trial"
+            time.sleep(0.05)
     assert frozen(study, trial.number).state == TrialState.COMPLETE
+    assert "not written" not in caplog.text
+
+
+def dead_workers_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """A RUNNING trial whose owner, on this host, is a process that has exited."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    trial = study.ask(SPACE)
+    owner = {"host": socket.gethostname(), "pid": int(gone.stdout)}
+    trial.set_user_attr(studies.OWNER_ATTR, owner)
+    return frozen(study, trial.number)
+
+
+def test_two_survivors_recover_one_dead_workers_trial_once(tmp_path: Path) -> None:
+    first = journal_study(tmp_path)
+    lost = dead_workers_trial(first)
+    second = optuna.load_study(
+        study_name="s", storage=studies.open_storage(str(tmp_path / "study.journal"))
+    )
+    stale = [t for t in second.get_trials() if t.state == TrialState.RUNNING]
+
+    assert [
+        t.number for t in recovery.recover_stale_trials(first, stale_after=60, tracking_uri=NO_RUNS)
+    ] == [lost.number]
+    # The second survivor saw the trial RUNNING too, a moment before.
+    assert not studies.tell(second, stale[0].number, state=TrialState.FAIL)
+    assert recovery.recover_stale_trials(second, stale_after=60, tracking_uri=NO_RUNS) == []
+    waiting = first.get_trials(states=(TrialState.WAITING,))
+    assert [studies.planned_params(t) for t in waiting] == [lost.params]
+
+
+def test_a_configuration_lost_again_and_again_is_not_queued_forever(tmp_path: Path) -> None:
+    study = journal_study(tmp_path)
+    lost = study.ask(SPACE)
+    study.tell(lost, state=TrialState.FAIL)
+    for _ in range(studies.MAX_REQUEUES):
+        assert studies.enqueue_again(
+            study, frozen(study, lost.number), **{studies.REQUEUED_ATTR: lost.number}
+        )
+        lost = study.ask(SPACE)  # the copy, lost too
+        study.tell(lost, state=TrialState.FAIL)
+
+    assert not studies.enqueue_again(
+        study, frozen(study, lost.number), **{studies.REQUEUED_ATTR: lost.number}
+    )
 
 
 def test_workers_joining_a_study_draw_their_own_sampler_seeds() -> None:

@@ -28,6 +28,7 @@ from sweep_workers import (
     load,
     pause_during_a_trial,
     run,
+    runs,
     start_worker,
     sweep_command,
     tail,
@@ -196,3 +197,31 @@ def test_the_survivor_retrains_the_trial_of_a_worker_killed_mid_sweep(
         for r in children(mlflow_uri, "survivor")
     }
     assert statuses[str(victim.number)] == "KILLED"
+
+
+def test_a_worker_stopped_by_sigterm_gives_its_trial_back_at_once(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    """As on preemption of a job-array worker: no waiting for stale_after_seconds."""
+    outputs = tmp_path / "outputs"
+    command = sweep_command(outputs, mlflow_uri, "term", *THREE_POINTS, *LONG_TRIALS)
+    log = tmp_path / "term.log"
+    worker = start_worker(command, tmp_path, log)
+    try:
+        victim = pause_during_a_trial(worker, outputs, "term", mlflow_uri, log)
+        os.killpg(worker.pid, signal.SIGTERM)
+        os.killpg(worker.pid, signal.SIGCONT)
+        worker.wait(timeout=120)
+    finally:
+        end_worker(worker)
+
+    trials = load(outputs, "term").get_trials()
+    assert trials[victim.number].state == TrialState.FAIL
+    (copy,) = [t for t in trials if t.user_attrs.get(studies.REQUEUED_ATTR) == victim.number]
+    assert copy.state == TrialState.WAITING
+    assert studies.planned_params(copy) == victim.params
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    statuses = {
+        r.data.tags.get("capsweep.role", "trial"): r.info.status for r in runs(mlflow_uri, "term")
+    }
+    assert statuses == {"trial": "KILLED", "sweep": "KILLED"}

@@ -4,11 +4,19 @@ An interruption raised in the middle of an MLflow write leaves SQLite's write lo
 the interrupted connection, so ending the run KILLED then fails ("database is locked") and
 the run stays RUNNING. Writes therefore run :func:`uninterrupted`: a signal that arrives
 during one is raised as soon as the write is done.
+
+Inside a Slurm job started by submitit (``hydra/launcher=submitit_slurm``) the process is
+submitit's, not ``capsweep``'s: submitit sets SIGTERM to be logged and ignored ("Bypassing
+signal SIGTERM"), so a cancelled or preempted job would train on until Slurm's SIGKILL,
+leaving its MLflow run RUNNING and no result for the sweeper. :func:`job_signals` takes
+SIGTERM back for the trial and turns it into :class:`JobTerminated`, an ordinary exception
+that Hydra and submitit hand back to the sweeper as the job's result.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -17,6 +25,16 @@ from typing import Any
 
 class Terminated(BaseException):
     """SIGTERM arrived; raised like KeyboardInterrupt so runs end KILLED, not RUNNING."""
+
+
+class JobTerminated(Exception):
+    """A trial's batch job was stopped by SIGTERM (scancel, preemption) and its run ended
+    KILLED. An ordinary exception, unlike :class:`Terminated`, so that the job still returns
+    a result: the sweeper reads it as "interrupted, train this configuration again"."""
+
+
+# Set by submitit in the process that runs a job (submitit.core.submission.process_job).
+SUBMITIT_JOB_ENV = "SUBMITIT_FOLDER"
 
 
 _depth = 0  # how many uninterrupted() blocks the main thread is in
@@ -45,6 +63,35 @@ def install_signal_handlers() -> None:
     with contextlib.suppress(ValueError):  # not the main thread: leave the defaults
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
+
+
+def in_submitit_job() -> bool:
+    """Whether this process is a job started by submitit (Hydra's submitit launchers)."""
+    return SUBMITIT_JOB_ENV in os.environ
+
+
+@contextlib.contextmanager
+def job_signals() -> Iterator[None]:
+    """In a submitit job, let SIGTERM stop the trial and end the job with a result.
+
+    submitit has set SIGTERM to be ignored; this installs capsweep's handlers instead, so
+    the trial's run ends KILLED, and raises :class:`JobTerminated` in place of
+    :class:`Terminated`. Further SIGTERMs are then ignored, so that the job can write its
+    result before Slurm's SIGKILL (``KillWait`` seconds later). Elsewhere (the sweeper's own
+    process, a joblib worker) it changes nothing.
+    """
+    if not in_submitit_job():
+        yield
+        return
+    install_signal_handlers()
+    try:
+        yield
+    except Terminated as stop:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise JobTerminated(
+            f"the job was stopped by SIGTERM ({stop}): cancelled or preempted"
+        ) from None
 
 
 @contextlib.contextmanager

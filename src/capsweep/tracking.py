@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.redaction import redact_url
+from capsweep.redaction import redact_text, redact_url
 from capsweep.signals import Terminated, uninterrupted
 
 log = logging.getLogger(__name__)
@@ -397,7 +397,12 @@ def _end_despite(
                 client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         _end(client, run_id, status, others_at_work)
     except Exception as error:
-        log.warning("Could not end MLflow run %s as %s: %s", run_id, status, _one_line(error))
+        log.warning(
+            "Could not end MLflow run %s as %s: %s",
+            run_id,
+            status,
+            redact_text(_one_line(error), client.tracking_uri),
+        )
 
 
 def _end(

@@ -46,11 +46,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         claim_gpu(settings.trial.gpus)
     from capsweep.train.device import start_tensorflow
 
-    start_tensorflow()  # once per process, without TensorFlow's start-up noise
     if settings.trial.number is not None:
-        from capsweep.cli.sweep_job import run_sweep_job
+        from capsweep.signals import job_signals
 
-        return run_sweep_job(settings)
+        # In a Slurm job, submitit ignores SIGTERM: take it back, so that scancel or
+        # preemption ends the trial's run KILLED and hands the sweeper a result.
+        with job_signals():
+            start_tensorflow()  # before anything imports TensorFlow: its noise is dropped
+            from capsweep.cli.sweep_job import run_sweep_job
+
+            return run_sweep_job(settings)
+    start_tensorflow()  # once per process, without TensorFlow's start-up noise
     from capsweep.cli.run import run_trial  # TensorFlow loads here, not for --help or typos
 
     outcome = run_trial(settings)

@@ -13,7 +13,7 @@ import yaml
 
 from capsweep import tracking
 from capsweep.model.capacity import CapacityReport
-from capsweep.redaction import redact_url
+from capsweep.redaction import redact_text, redact_url
 from capsweep.settings import CapsweepConfig, as_plain_dict
 from capsweep.train.fit import EpochListener
 from capsweep.train.trial import TrialOutcome, prepare_trial, train_trial, trial_session
@@ -152,7 +152,11 @@ def _run(
             },
             parent_run_id=parent_run_id,
             on_created=on_run_created,
-            describe_failure=trial_failure_tags,
+            describe_failure=lambda error: {
+                # Error texts may quote a URL with its password (MLflow's do).
+                key: redact_text(value, settings.tracking.uri, settings.trial.storage or "")
+                for key, value in trial_failure_tags(error).items()
+            },
         ) as run:
             run.log_params(tracking.flatten(config))
             run.log_text(yaml.safe_dump(config, sort_keys=False), "config.yaml")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # Beats per stale period: a mark is never older than a quarter of it while the owner lives.
 BEATS_PER_STALE_PERIOD = 4
 LONGEST_INTERVAL = 60.0
+JOIN_GRACE = 10.0  # seconds a last beat may take when the block ends
 
 
 def beat_interval(stale_after: float) -> float:
@@ -54,17 +55,22 @@ def heartbeat(storage: BaseStorage, trial_ids: Iterable[int], *, interval: float
     dead) drops out; a storage error is logged and the next beat tried, so a blip in the
     database never ends a trial.
     """
-    alive = [trial_id for trial_id in trial_ids if mark_alive(storage, trial_id)]
+    alive = list(trial_ids)
     stop = threading.Event()
+
+    def beat_once() -> None:
+        for trial_id in list(alive):
+            try:
+                if not mark_alive(storage, trial_id):
+                    alive.remove(trial_id)
+            except Exception as error:  # the storage is briefly unreachable, say
+                log.warning("Liveness mark of trial id %d not written: %s", trial_id, error)
 
     def beat() -> None:
         while alive and not stop.wait(interval):
-            for trial_id in list(alive):
-                try:
-                    if not mark_alive(storage, trial_id):
-                        alive.remove(trial_id)
-                except Exception as error:  # the storage is briefly unreachable, say
-                    log.warning("Liveness mark of trial id %d not written: %s", trial_id, error)
+            beat_once()
+
+    beat_once()
 
     thread = threading.Thread(target=beat, name="capsweep-heartbeat", daemon=True)
     thread.start()
@@ -72,4 +78,5 @@ def heartbeat(storage: BaseStorage, trial_ids: Iterable[int], *, interval: float
         yield
     finally:
         stop.set()
-        thread.join()
+        # A beat stuck on an unreachable storage must not hold the sweep (daemon thread).
+        thread.join(timeout=interval + JOIN_GRACE)

@@ -9,6 +9,7 @@ possibly on other hosts, so this module never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -26,13 +27,14 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from capsweep import tracking
 from capsweep.errors import CapsweepConfigError
-from capsweep.redaction import redact_url
+from capsweep.redaction import redact_text, redact_url
 from capsweep.settings import TrialContext
-from capsweep.signals import JobTerminated
+from capsweep.signals import JobTerminated, uninterrupted
 from capsweep.sweep import launching
 from capsweep.sweep import study as studies
 from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
@@ -172,12 +174,19 @@ class SweepLoop:
             ids = trial_ids(self.storage, plan.study_name, [t.number for t in trials])
             # Marked alive from a thread while the jobs wait in a queue and train: a long
             # epoch must not look like a dead worker to the others.
-            with heartbeat(self.storage, ids, interval=beat_interval(plan.stale_after_seconds)):
-                returns = self._launch(trials, context)
-            for trial in trials:
-                result, line = self._tell(study, trial, returns[trial.number])
+            # (and until each is told: a late mark would let another worker fail it meanwhile)
+            try:
+                with heartbeat(self.storage, ids, interval=beat_interval(plan.stale_after_seconds)):
+                    returns = self._launch(trials, context)
+                    told = [self._tell(study, trial, returns[trial.number]) for trial in trials]
+            except BaseException as error:  # a signal, preemption, a crash: nothing is lost
+                self._give_back(study, trials, error)
+                raise
+            for result, line in told:
                 progress.trial_finished(line)
                 results.append(result)
+                if result["state"] == "DROPPED":
+                    continue  # neither a success nor a failure of this worker's
                 failed = result["state"] == "FAIL"
                 failures += failed
                 failures_in_a_row = failures_in_a_row + 1 if failed else 0
@@ -220,6 +229,31 @@ class SweepLoop:
         self.job_index += len(returns)
         return returns
 
+    def _give_back(
+        self, study: optuna.Study, trials: Sequence[optuna.Trial], error: BaseException
+    ) -> None:
+        """Queue again, then fail, the trials this worker can no longer tell, so others train
+        them now rather than after ``stale_after_seconds``."""
+        with uninterrupted():
+            for trial in trials:
+                frozen = study.get_trials(deepcopy=False)[trial.number]
+                if frozen.state.is_finished():
+                    continue
+                queued = studies.enqueue_again(
+                    study, frozen, **{studies.REQUEUED_ATTR: trial.number}
+                )
+                with contextlib.suppress(UpdateFinishedTrialError):
+                    trial.set_user_attr(
+                        "capsweep.error.0", f"the worker stopped ({type(error).__name__})"
+                    )
+                tell(study, trial, state=TrialState.FAIL)
+                log.warning(
+                    "Trial %d given back (%s)%s",
+                    trial.number,
+                    type(error).__name__,
+                    ": parameters queued again" if queued else "",
+                )
+
     def _check_failure_budget(self, failures: int, in_a_row: int) -> None:
         plan = self.plan
         if failures > plan.max_failures:
@@ -257,8 +291,8 @@ class SweepLoop:
                 # Another worker asked at the same moment and n_trials is reached: give the
                 # parameters back for a later resume instead of exceeding n_trials.
                 trial.set_user_attr(studies.SURPLUS_ATTR, True)
-                tell(study, trial, state=TrialState.FAIL)
                 studies.enqueue_again(study, frozen, **{studies.REQUEUED_ATTR: trial.number})
+                tell(study, trial, state=TrialState.FAIL)
                 break
             duplicate = studies.duplicate_of(study, frozen) if grid else None
             if duplicate is not None:
@@ -312,33 +346,47 @@ class SweepLoop:
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]
     ) -> tuple[dict[str, Any], TrialLine]:
+        try:
+            if not study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+                return self._record(study, trial, returns)
+        except UpdateFinishedTrialError:
+            pass
+        # Another worker took this one's for dead (no liveness mark for stale_after_seconds)
+        # and queued the configuration again: the result stays in MLflow; the study keeps
+        # the retrained one.
+        line = TrialLine(trial.number, dict(trial.params), "DROPPED")
+        line.detail = "taken for dead by another worker, queued again"
+        log.warning("Trial %d: %s; result dropped", trial.number, line.detail)
+        return {"number": trial.number, "state": "DROPPED"}, line
+
+    def _record(
+        self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]
+    ) -> tuple[dict[str, Any], TrialLine]:
+        """Record the jobs' results on the trial and tell the study how it ended."""
         line = TrialLine(trial.number, dict(trial.params), "FAIL")
-        if study.get_trials(deepcopy=False)[trial.number].state.is_finished():
-            # Another worker took this one's for dead (no liveness mark for
-            # stale_after_seconds) and queued the configuration again: the result stays
-            # in MLflow; the study keeps the retrained one.
-            line.state, line.detail = "DROPPED", "taken for dead by another worker, queued again"
-            log.warning("Trial %d: %s; result dropped", trial.number, line.detail)
-            return {"number": trial.number, "state": "DROPPED"}, line
         outcomes = []
         for repeat, job in enumerate(returns):
             try:
                 outcome = job.return_value  # re-raises the job's exception if it failed
             except Exception as error:
-                log.warning("Trial %d repeat %d failed: %s", trial.number, repeat, error)
-                trial.set_user_attr(f"capsweep.error.{repeat}", str(error)[:1000])
-                tell(study, trial, state=TrialState.FAIL)
-                line.detail = f"(repeat {repeat}): {str(error).splitlines()[0][:200]}"
+                # Error texts may quote a URL with its password (MLflow's do).
+                reason = redact_text(str(error), self.tracking_uri, self.plan.storage_url)
+                log.warning("Trial %d repeat %d failed: %s", trial.number, repeat, reason)
+                trial.set_user_attr(f"capsweep.error.{repeat}", reason[:1000])
+                line.detail = f"(repeat {repeat}): {(reason.splitlines() or [''])[0][:200]}"
                 if isinstance(error, JobTerminated):
-                    # Cancelled or preempted, not the configuration's fault: train it again.
+                    # Cancelled or preempted, not the configuration's fault: train it again
+                    # (queued before the trial fails, so a kill in between loses nothing).
                     frozen = study.get_trials(deepcopy=False)[trial.number]
                     run_id = frozen.user_attrs.get(studies.RUN_ID_ATTR.format(repeat=repeat))
                     if run_id:  # a job killed before it could end its run
                         tracking.end_if_running(self.tracking_uri, str(run_id), "KILLED")
                     studies.enqueue_again(study, frozen, **{studies.REQUEUED_ATTR: trial.number})
+                    tell(study, trial, state=TrialState.FAIL)
                     line.detail += "; queued again"
-                    return {"number": trial.number, "state": "REQUEUED", "error": str(error)}, line
-                return {"number": trial.number, "state": "FAIL", "error": str(error)}, line
+                    return {"number": trial.number, "state": "REQUEUED", "error": reason}, line
+                tell(study, trial, state=TrialState.FAIL)
+                return {"number": trial.number, "state": "FAIL", "error": reason}, line
             trial.set_user_attr(studies.METRICS_ATTR.format(repeat=repeat), outcome["metrics"])
             trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=repeat), outcome["run_id"])
             outcomes.append(outcome)

@@ -112,6 +112,7 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         str(config.tracking.uri), parallel=batch_size > 1 and separate_processes
     )
     sampler_options = dict(options.get("sampler_options") or {})
+    _warn_of_plain_tracking_password(config)
     return SweepPlan(
         space=space,
         objectives=objectives,
@@ -249,6 +250,19 @@ def _check_parallel_tracking(uri: str, *, parallel: bool) -> None:
             "'database is locked')",
             fix="run an MLflow tracking server (mlflow server ...; tracking.uri=http://host:5000) "
             "or use a postgresql:// store, or hydra.sweeper.n_jobs=1",
+        )
+
+
+def _warn_of_plain_tracking_password(config: DictConfig) -> None:
+    written = OmegaConf.to_container(config.tracking, resolve=False)
+    raw = written.get("uri") if isinstance(written, dict) else None
+    uri = str(config.tracking.uri)
+    if has_password(uri) and not (isinstance(raw, str) and "${" in raw):
+        log.warning(
+            "tracking.uri holds a password in plain text (%s): Hydra writes it into every "
+            "job's .hydra folder. Read it from the environment instead: MLFLOW_TRACKING_"
+            "PASSWORD for a server, PGPASSWORD for PostgreSQL, or ${oc.env:VARIABLE}",
+            redact_url(uri),
         )
 
 

@@ -73,10 +73,12 @@ def recover_stale_trials(
     ]
     recovered = []
     for trial in stale:
+        # Queued before it is failed: a survivor killed in between leaves a copy queued
+        # (and the stale trial for the next one), never a failed trial nobody retrains.
+        queued = enqueue_again(study, trial, **{REQUEUED_ATTR: trial.number})
         if not tell(study, trial.number, state=TrialState.FAIL):
             continue  # another survivor got there first, and queued it again
         recovered.append(trial)
-        queued = enqueue_again(study, trial, **{REQUEUED_ATTR: trial.number})
         log.warning(
             "Trial %d was left RUNNING by a dead worker (%s): marked FAIL%s",
             trial.number,

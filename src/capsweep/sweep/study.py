@@ -6,6 +6,7 @@ its storage from :func:`open_storage`, so they agree on what a URL means.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from capsweep.errors import CapsweepConfigError
@@ -71,14 +74,10 @@ def open_storage(storage: str) -> BaseStorage:
         CapsweepConfigError: the storage cannot be reached or created.
     """
     if is_journal_path(storage):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
         path = Path(storage).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            repair_torn_tail(path)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(RepairingJournalFile(str(path)))
         except OSError as error:
             raise CapsweepConfigError(
                 "hydra.sweeper.storage",
@@ -98,7 +97,35 @@ def open_storage(storage: str) -> BaseStorage:
         ) from None
 
 
-def repair_torn_tail(journal: Path) -> bool:
+class RepairingJournalFile(JournalFileBackend):
+    """Optuna's journal file, which first cuts off a record a killed writer left unfinished.
+
+    Optuna skips a half-written last line when reading, but appends the next record onto
+    it, and from then on cannot read the file. Every append here looks at the file's end
+    under the journal's lock first — held by every writer for a whole append, so an
+    unfinished line seen under it belongs to a dead writer — and cuts such a line off.
+    """
+
+    def __init__(self, file_path: str) -> None:
+        self.lock = JournalFileSymlinkLock(file_path)
+        super().__init__(file_path, lock_obj=self.lock)
+        self.path = Path(file_path)
+        repair_torn_tail(self.path, self.lock)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        self.lock.acquire()
+        try:
+            _cut_torn_tail(self.path)
+            with self.path.open("ab") as file:
+                file.write(text.encode("utf-8"))
+                file.flush()
+                os.fsync(file.fileno())
+        finally:
+            self.lock.release()
+
+
+def repair_torn_tail(journal: Path, lock: JournalFileSymlinkLock | None = None) -> bool:
     """Cut a half-written last line off a journal file; return whether there was one.
 
     A writer killed in the middle of an append leaves a line with no end. Optuna skips it
@@ -109,25 +136,36 @@ def repair_torn_tail(journal: Path) -> bool:
     """
     if not journal.exists():
         return False
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(str(journal))
+    lock = lock or JournalFileSymlinkLock(str(journal))
     lock.acquire()
     try:
-        with journal.open("r+b") as file:
-            size = file.seek(0, 2)
-            if size == 0:
-                return False
-            file.seek(size - 1)
-            if file.read(1) == b"\n":
-                return False
-            file.seek(0)
-            end = file.read().rfind(b"\n") + 1
-            file.truncate(end)
-            file.flush()
-            os.fsync(file.fileno())
+        return _cut_torn_tail(journal)
     finally:
         lock.release()
+
+
+def _cut_torn_tail(journal: Path) -> bool:
+    """Cut an unfinished last line off ``journal``; the caller holds the journal's lock."""
+    if not journal.exists():
+        return False
+    with journal.open("r+b") as file:
+        size = file.seek(0, 2)
+        if size == 0:
+            return False
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return False
+        start = size
+        while start > 0:  # back to the end of the last whole line
+            start = max(0, start - 65536)
+            file.seek(start)
+            newline = file.read(size - start).rfind(b"\n")
+            if newline >= 0:
+                start += newline + 1
+                break
+        file.truncate(start)
+        file.flush()
+        os.fsync(file.fileno())
     log.warning("Journal %s ended in a half-written record (a killed writer): removed", journal)
     return True
 
@@ -223,6 +261,9 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> bool:
         return False
     try:
         study.tell(trial, skip_if_finished=True, **result)
+    except UpdateFinishedTrialError:  # another worker finished it between look and write
+        log.warning("Trial %d was already finished by another worker: result dropped", number)
+        return False
     except RuntimeError as error:
         if "Study.stop" not in str(error):
             raise
@@ -238,11 +279,37 @@ def enqueue_again(study: optuna.Study, trial: FrozenTrial, **user_attrs: Any) ->
     Optuna's ``enqueue_trial(skip_if_exists=True)`` counts failed trials too, so it would
     skip the parameters of the very trial being given back.
     """
-    for other in study.get_trials(deepcopy=False, states=(*FINISHED, *ACTIVE)):
-        if other.number != trial.number and planned_params(other) == trial.params:
+    trials = study.get_trials(deepcopy=False)
+    for other in trials:
+        live = other.state in (*FINISHED, *ACTIVE) and other.number != trial.number
+        if live and planned_params(other) == trial.params:
             return False
+    generation = requeue_generation(trials, trial.number)
+    if generation >= MAX_REQUEUES:
+        log.warning(
+            "Trial %d's parameters %s were queued again %d times and lost every time (a "
+            "worker killed by them, or preempted again and again): not queued again",
+            trial.number,
+            trial.params,
+            generation,
+        )
+        return False
     study.enqueue_trial(trial.params, user_attrs=user_attrs or None)
     return True
+
+
+# How many times one configuration is queued again after its trial was lost.
+MAX_REQUEUES = 3
+
+
+def requeue_generation(trials: Sequence[FrozenTrial], number: int) -> int:
+    """How many times the configuration of trial ``number`` has already been queued again."""
+    generation = 0
+    origin = trials[number].user_attrs.get(REQUEUED_ATTR)
+    while origin is not None and generation <= MAX_REQUEUES:
+        generation += 1
+        origin = trials[int(origin)].user_attrs.get(REQUEUED_ATTR)
+    return generation
 
 
 def planned_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -261,11 +328,12 @@ def duplicate_of(study: optuna.Study, trial: FrozenTrial) -> int | None:
 
 
 def owner_tag() -> dict[str, Any]:
-    """Who is running a trial: host, process id and, under Slurm, the job id."""
+    """Who is running a trial: host, process id and, under Slurm, the job and array task."""
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
     }
 
 
