@@ -19,9 +19,9 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from capsweep.sweep import study as studies
+from postgres_server import postgres_server
 from sweep_workers import start_worker, sweep_command, tail, wait_for_exit
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -30,19 +30,10 @@ WORKERS = 3
 GRID = ["capacity.unfreeze=range(0,3)", "head.depth=choice(0,1)"]  # 6 points
 
 
-def _server() -> str:
-    url = os.environ.get("CAPSWEEP_TEST_POSTGRES")
-    if url and os.environ.get("PGPASSWORD"):
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("no PostgreSQL configured: .ci/run starts one with .ci/postgres-up.sh")
-    pytest.skip('no PostgreSQL configured (eval "$(bash .ci/postgres-up.sh)" starts one)')
-
-
 @pytest.fixture(scope="module")
 def shared_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Three ``capsweep -m`` processes started together on one grid study."""
-    server = make_url(_server())
+    server = postgres_server()
     password = os.environ["PGPASSWORD"]
     study = f"pg-{uuid.uuid4().hex[:8]}"
     cwd = tmp_path_factory.mktemp("postgres")
@@ -144,7 +135,7 @@ def test_the_password_is_written_nowhere(shared_sweep: dict[str, Any]) -> None:
 def test_local_workers_each_train_on_a_gpu_of_their_own(tmp_path: Path) -> None:
     """hydra/launcher=joblib with two processes and two GPU ids: each process claims one
     (no GPU is needed to see the assignment each trial records)."""
-    server = make_url(_server())
+    server = postgres_server()
     experiment = f"gpus-{uuid.uuid4().hex[:8]}"
     tracking = server.set(database=f"{server.database}_mlflow").render_as_string()
     outputs = tmp_path / "outputs"

@@ -20,9 +20,9 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from capsweep.sweep import study as studies
+from postgres_server import postgres_server
 from slurm_cluster import require_slurm, wait_for_job
 from sweep_workers import BIN, GRID, TINY
 
@@ -33,18 +33,9 @@ N_TRIALS = 4  # the 2 x 2 GRID
 FINISHES_WITHIN = 600.0  # seconds for the array to end; only a hung cluster reaches it
 
 
-def _postgres() -> str:
-    url = os.environ.get("CAPSWEEP_TEST_POSTGRES")
-    if url and os.environ.get("PGPASSWORD"):
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("no PostgreSQL configured: .ci/run starts one with .ci/postgres-up.sh")
-    pytest.skip('no PostgreSQL configured (eval "$(bash .ci/postgres-up.sh)" starts one)')
-
-
 def test_a_job_array_of_workers_fills_one_study(tmp_path: Path) -> None:
     require_slurm()
-    server = make_url(_postgres())
+    server = postgres_server()
     password = os.environ["PGPASSWORD"]
     study = f"array-{uuid.uuid4().hex[:8]}"
     storage = (

@@ -1,0 +1,22 @@
+"""The PostgreSQL server tests marked ``postgres`` use, or a skip (a failure in CI).
+
+CI starts one with .ci/postgres-up.sh, which exports CAPSWEEP_TEST_POSTGRES (a URL without
+a password) and libpq's PGPASSWORD.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+
+def postgres_server() -> URL:
+    """The server's URL, without its password (libpq reads PGPASSWORD)."""
+    url = os.environ.get("CAPSWEEP_TEST_POSTGRES")
+    if url and os.environ.get("PGPASSWORD"):
+        return make_url(url)
+    if os.environ.get("CI"):
+        pytest.fail("no PostgreSQL configured: .ci/run starts one with .ci/postgres-up.sh")
+    pytest.skip('no PostgreSQL configured (eval "$(bash .ci/postgres-up.sh)" starts one)')
