@@ -49,8 +49,12 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
     storage = open_storage(context.storage)
     pruner = make_pruner(context.pruner, context.pruner_options or {})
     trial = trial_handle(storage, context.study_name, context.number, pruner=study_pruner(pruner))
+    # Only a first repeat that a pruner judges reports its epochs: each report is a write
+    # to the shared study (a lock and an fsync on a journal file).
     reporter = EpochReporter(
-        trial, multi_objective=context.multi_objective, report=context.repeat == 0
+        trial,
+        multi_objective=context.multi_objective,
+        report=context.repeat == 0 and pruner is not None,
     )
 
     def created(run_id: str) -> None:
