@@ -50,6 +50,7 @@ def test_a_whole_journal_is_left_as_it_is(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_lock_left_by_a_killed_writer_is_broken(tmp_path: Path) -> None:
     """Optuna breaks a journal lock that has not moved for its grace period (30 s)."""
     journal = tmp_path / "s.journal"

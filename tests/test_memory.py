@@ -25,6 +25,7 @@ def resident_mb() -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc/self/statm")
 def test_twenty_trials_in_one_process_keep_resident_memory_flat(
     tiny_config: Callable[..., DictConfig],

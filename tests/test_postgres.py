@@ -24,7 +24,7 @@ from capsweep.sweep import study as studies
 from postgres_server import postgres_server
 from sweep_workers import start_worker, sweep_command, tail, wait_for_exit
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.heavy]
 
 WORKERS = 3
 GRID = ["capacity.unfreeze=range(0,3)", "head.depth=choice(0,1)"]  # 6 points

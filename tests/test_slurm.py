@@ -37,7 +37,7 @@ from sweep_workers import (
     wait_for_exit,
 )
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.heavy]
 SLURM = [
     "hydra/launcher=submitit_slurm",
     "hydra.launcher.partition=debug",

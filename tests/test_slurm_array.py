@@ -26,7 +26,7 @@ from postgres_server import postgres_server
 from slurm_cluster import require_slurm, wait_for_job
 from sweep_workers import BIN, GRID, TINY
 
-pytestmark = [pytest.mark.slurm, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.postgres, pytest.mark.slow, pytest.mark.heavy]
 SCRIPT = Path(__file__).parents[1] / "scripts" / "capsweep-workers.sbatch"
 WORKERS = 2
 N_TRIALS = 4  # the 2 x 2 GRID

@@ -36,7 +36,7 @@ from sweep_workers import (
     wait_for_exit,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 THREE_POINTS = ["capacity.unfreeze=range(0,3)", "head.depth=choice(0)"]
 WAITS_AT_MOST = 300.0  # seconds: only a hung worker reaches it
