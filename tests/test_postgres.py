@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -39,9 +40,14 @@ def shared_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cwd = tmp_path_factory.mktemp("postgres")
     outputs = cwd / "outputs"
     # As a user writes it: the password stays an interpolation until a process resolves it.
+    # A schema of its own, empty: the workers start together on a new database, and all
+    # create Optuna's tables at once.
+    schema = "capsweep_" + study.replace("-", "_")
+    with psycopg.connect(server.render_as_string(), autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
     storage = (
         f"postgresql://{server.username}:${{oc.env:CAPSWEEP_DB_PASSWORD}}@{server.host}:"
-        f"{server.port}/{server.database}"
+        f"{server.port}/{server.database}?options=-csearch_path%3D{schema}"
     )
     tracking = server.set(database=f"{server.database}_mlflow").render_as_string()
     command = sweep_command(
@@ -57,7 +63,7 @@ def shared_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     workers = [start_worker(command, cwd, log) for log in logs]
     for index, (worker, log) in enumerate(zip(workers, logs, strict=True)):
         wait_for_exit(worker, log, f"worker {index}")
-    resolved = server.set(password=password).render_as_string(hide_password=False)
+    resolved = storage.replace("${oc.env:CAPSWEEP_DB_PASSWORD}", password)
     return {
         "study": optuna.load_study(study_name=study, storage=studies.open_storage(resolved)),
         "tracking": tracking,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Sequence
@@ -86,7 +87,7 @@ def open_storage(storage: str) -> BaseStorage:
                 fix="give a writable file path or a database URL",
             ) from None
     try:
-        return optuna.storages.RDBStorage(storage)
+        return _rdb_storage(storage)
     except Exception as error:  # SQLAlchemy raises many types for a bad or down server
         raise CapsweepConfigError(
             "hydra.sweeper.storage",
@@ -95,6 +96,25 @@ def open_storage(storage: str) -> BaseStorage:
             fix="check the URL, that the database server is up and its driver installed "
             "(postgresql:// needs psycopg: pip install 'capsweep[cluster]')",
         ) from None
+
+
+# Workers started together on a new database all create Optuna's tables at once; all but
+# one fail on PostgreSQL's catalog ("duplicate key ... pg_type_typname_nsp_index"). They
+# try again, by then finding the tables made.
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def _rdb_storage(storage: str) -> optuna.storages.RDBStorage:
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(storage)
+        except (IntegrityError, ProgrammingError):
+            if attempt == SCHEMA_RACE_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.2, 1.0) * attempt)
+    raise AssertionError("unreachable")
 
 
 class RepairingJournalFile(JournalFileBackend):
