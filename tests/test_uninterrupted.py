@@ -8,17 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from capsweep.signals import Terminated, install_signal_handlers, uninterrupted
+from capsweep.signals import Terminated, handling_signals, uninterrupted
 
 
 @pytest.fixture
 def handlers() -> Iterator[None]:
     """capsweep's handlers for SIGINT and SIGTERM, the previous ones restored after."""
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    install_signal_handlers()
-    yield
-    for number, handler in previous.items():
-        signal.signal(number, handler)
+    with handling_signals():
+        yield
 
 
 @pytest.mark.usefixtures("handlers")

@@ -11,6 +11,12 @@ signal SIGTERM"), so a cancelled or preempted job would train on until Slurm's S
 leaving its MLflow run RUNNING and no result for the sweeper. :func:`job_signals` takes
 SIGTERM back for the trial and turns it into :class:`JobTerminated`, an ordinary exception
 that Hydra and submitit hand back to the sweeper as the job's result.
+
+The exception a handler raises does not always reach the code above: raised while C code
+(TensorFlow's, say) runs a Python callback, it can be lost and replaced by a
+``SystemError`` ("bad argument to internal function"). So the handler also records that a
+stop signal arrived (:func:`stop_requested`), and runs and jobs that end with any error
+after one are ended as stopped, not as failed.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ SUBMITIT_JOB_ENV = "SUBMITIT_FOLDER"
 
 _depth = 0  # how many uninterrupted() blocks the main thread is in
 _pending: BaseException | None = None
+_stop_signal: int | None = None  # the first SIGINT/SIGTERM since the handlers were installed
 
 
 def _interruption(signum: int) -> BaseException:
@@ -48,7 +55,9 @@ def _interruption(signum: int) -> BaseException:
 
 
 def _handler(signum: int, frame: Any) -> None:
-    global _pending
+    global _pending, _stop_signal
+    if _stop_signal is None:
+        _stop_signal = signum
     if _depth and _pending is None:
         _pending = _interruption(signum)  # raised when the write is done
         return
@@ -60,9 +69,35 @@ def _handler(signum: int, frame: Any) -> None:
 def install_signal_handlers() -> None:
     """Turn SIGTERM into :class:`Terminated` and SIGINT into KeyboardInterrupt, held while a
     write is under way (a second signal is not held), in the main thread of this process."""
+    global _stop_signal
+    _stop_signal = None
     with contextlib.suppress(ValueError):  # not the main thread: leave the defaults
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
+
+
+@contextlib.contextmanager
+def handling_signals() -> Iterator[None]:
+    """:func:`install_signal_handlers` for a block: the previous handlers are put back and
+    any stop signal received is forgotten when it ends (for tests, and embedding)."""
+    global _stop_signal
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    install_signal_handlers()
+    try:
+        yield
+    finally:
+        _stop_signal = None
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stop_requested() -> int | None:
+    """The SIGINT or SIGTERM that arrived since :func:`install_signal_handlers`, if any.
+
+    An error raised after one is the stop's doing, whatever its type: see the module's
+    documentation.
+    """
+    return _stop_signal
 
 
 def in_submitit_job() -> bool:
@@ -86,12 +121,20 @@ def job_signals() -> Iterator[None]:
     install_signal_handlers()
     try:
         yield
-    except Terminated as stop:
+    except BaseException as error:
+        if not isinstance(error, Terminated) and stop_requested() != signal.SIGTERM:
+            raise
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise JobTerminated(
-            f"the job was stopped by SIGTERM ({stop}): cancelled or preempted"
+            f"the job was stopped by SIGTERM ({_describe(error)}): cancelled or preempted"
         ) from None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, Terminated):
+        return str(error)
+    return f"signal {signal.SIGTERM.value}, surfacing as {type(error).__name__}: {error}"
 
 
 @contextlib.contextmanager

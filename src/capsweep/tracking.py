@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import redact_text, redact_url
-from capsweep.signals import Terminated, uninterrupted
+from capsweep.signals import Terminated, stop_requested, uninterrupted
 
 log = logging.getLogger(__name__)
 
@@ -374,11 +374,13 @@ def _ended_by_outcome(
     """
     try:
         yield
-    except (KeyboardInterrupt, Terminated):
-        _end_despite(client, run_id, "KILLED", others_at_work, {})
-        raise
     except BaseException as error:
-        _end_despite(client, run_id, "FAILED", others_at_work, describe_failure(error))
+        # After SIGINT/SIGTERM any error is the stop's: the handler's exception can come up
+        # replaced by another when it was raised inside C code (see capsweep.signals).
+        if isinstance(error, (KeyboardInterrupt, Terminated)) or stop_requested() is not None:
+            _end_despite(client, run_id, "KILLED", others_at_work, {})
+        else:
+            _end_despite(client, run_id, "FAILED", others_at_work, describe_failure(error))
         raise
     _end(client, run_id, "FINISHED", others_at_work)
 
