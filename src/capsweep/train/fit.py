@@ -231,10 +231,11 @@ def fit_and_evaluate(
     callbacks.append(_Listeners(listeners))
     started = time.perf_counter()
     history = model.fit(
-        # One pass per epoch, from one iterator kept across epochs: a new tf.data iterator
-        # per epoch stalled some epochs' first step by up to a second. The order is the
-        # same (each pass reshuffles with the same seeded sequence).
-        train_batches.repeat(),
+        # All epochs from one iterator: a new tf.data iterator per epoch stalled some
+        # epochs' first step by up to a second. Each pass reshuffles (seeded), as before.
+        # Finite, so that the iterator is done when training is: tearing down an endless
+        # one, mid-prefetch, took seconds.
+        train_batches.repeat(trainer.epochs),
         steps_per_epoch=math.ceil(len(data.train) / trainer.batch_size),
         validation_data=(inputs.val, data.val.labels),
         # Inference mode: the batch size changes no prediction, only how many steps.
