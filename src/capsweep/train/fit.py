@@ -16,7 +16,7 @@ from capsweep.data.dataset import Split
 from capsweep.model.optimizers import SplitLearningRate, make_optimizer
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
-from capsweep.train.inputs import batches
+from capsweep.train.inputs import PREFETCH_BATCHES, batches
 from capsweep.train.precision import with_loss_scaling
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
@@ -161,7 +161,7 @@ def feature_batches(features: Any, split: Split, batch_size: int, seed: int) -> 
         batch = tf.gather(batch, tf.argsort(tf.gather(order_key, batch), stable=True))
         return tf.gather(features, batch), tf.gather(labels, batch)
 
-    return positions.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+    return positions.batch(batch_size).map(gather).prefetch(PREFETCH_BATCHES)
 
 
 @dataclass(frozen=True)
