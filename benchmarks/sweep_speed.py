@@ -92,12 +92,9 @@ def grid_overrides(options: argparse.Namespace, data_dir: Path) -> list[str]:
     ]
 
 
-def run_capsweep(outputs: Path, overrides: list[str], label: str) -> dict[str, Any]:
-    """``capsweep -m`` in its own process, with ``paths.outputs=outputs``; its wall time."""
-    outputs.mkdir(parents=True, exist_ok=True)
-    command = [str(BIN / "capsweep"), "-m", *overrides, f"paths.outputs={outputs}"]
-    print(f"[{label}] {' '.join(command[1:])}", flush=True)
-    log = outputs / "console.log"
+def run_logged(command: list[str], log: Path, label: str) -> tuple[int, float, float]:
+    """Run ``command`` with its output in ``log``; print its exit and wall time, and the
+    log's tail when it failed. Returns (exit code, start, end) as ``time.time()``."""
     started = time.time()
     with log.open("w") as console:
         finished = subprocess.run(command, stdout=console, stderr=subprocess.STDOUT, check=False)
@@ -105,13 +102,22 @@ def run_capsweep(outputs: Path, overrides: list[str], label: str) -> dict[str, A
     print(f"[{label}] exit {finished.returncode} after {ended - started:.1f} s", flush=True)
     if finished.returncode != 0:
         print("".join(log.read_text().splitlines(keepends=True)[-30:]), file=sys.stderr)
+    return finished.returncode, started, ended
+
+
+def run_capsweep(outputs: Path, overrides: list[str], label: str) -> dict[str, Any]:
+    """``capsweep -m`` in its own process, with ``paths.outputs=outputs``; its wall time."""
+    outputs.mkdir(parents=True, exist_ok=True)
+    command = [str(BIN / "capsweep"), "-m", *overrides, f"paths.outputs={outputs}"]
+    print(f"[{label}] {' '.join(command[1:])}", flush=True)
+    returncode, started, ended = run_logged(command, outputs / "console.log", label)
     return {
         "label": label,
         "outputs": str(outputs),
         "started": started,
         "ended": ended,
         "wall": ended - started,
-        "returncode": finished.returncode,
+        "returncode": returncode,
     }
 
 
@@ -264,15 +270,9 @@ def run_tuner_process(options: argparse.Namespace, data_dir: Path, work: Path) -
     }
     command = [sys.executable, __file__, "--worker", json.dumps(spec)]
     print("[tuner] KerasTuner GridSearch in its own process", flush=True)
-    log = work / "tuner.log"
-    started = time.time()
-    with log.open("w") as console:
-        finished = subprocess.run(command, stdout=console, stderr=subprocess.STDOUT, check=False)
-    ended = time.time()
-    print(f"[tuner] exit {finished.returncode} after {ended - started:.1f} s", flush=True)
-    if finished.returncode != 0:
-        print("".join(log.read_text().splitlines(keepends=True)[-30:]), file=sys.stderr)
-        return {"wall": ended - started, "returncode": finished.returncode}
+    returncode, started, ended = run_logged(command, work / "tuner.log", "tuner")
+    if returncode != 0:
+        return {"wall": ended - started, "returncode": returncode}
     result = json.loads(out.read_text())
     result.update(wall=ended - started, returncode=0, started=started, ended=ended)
     return result
