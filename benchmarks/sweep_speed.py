@@ -278,28 +278,33 @@ def run_tuner_process(options: argparse.Namespace, data_dir: Path, work: Path) -
     return result
 
 
+def load_split_folder(spec: dict[str, Any]) -> Any:
+    """The image folder split as the capsweep runs split it (in a worker process)."""
+    from capsweep.data import load_dataset
+    from capsweep.settings import DataConfig
+
+    config = DataConfig(
+        name="image_folder",
+        path=spec["data_dir"],
+        val_fraction=spec["val_fraction"],
+        test_fraction=spec["test_fraction"],
+    )
+    return load_dataset(config, spec["size"])
+
+
 def tuner_worker(spec: dict[str, Any]) -> None:
     """The uncached baseline: every trial trains the whole model on the images."""
     import keras
     import keras_tuner as kt
 
-    from capsweep.data import load_dataset
     from capsweep.model.backbones import build_backbone, preprocessing_mode
     from capsweep.model.transfer import build_transfer_model
-    from capsweep.settings import CapacityConfig, DataConfig, HeadConfig, TrainerConfig
+    from capsweep.settings import CapacityConfig, HeadConfig, TrainerConfig
     from capsweep.settings.schema import Unit
     from capsweep.train.fit import compile_model
 
     imported = time.time()
-    data = load_dataset(
-        DataConfig(
-            name="image_folder",
-            path=spec["data_dir"],
-            val_fraction=spec["val_fraction"],
-            test_fraction=spec["test_fraction"],
-        ),
-        spec["size"],
-    )
+    data = load_split_folder(spec)
     x_train, y_train = data.train.images, data.train.labels
     x_val, y_val = data.val.images, data.val.labels
     # capsweep's defaults, as the sweep's trials use them (the same optimizer and rates).
@@ -379,20 +384,10 @@ def calibrated_weights_worker(spec: dict[str, Any]) -> None:
     """
     import keras
 
-    from capsweep.data import load_dataset
     from capsweep.model.backbones import build_backbone, preprocessing_mode
     from capsweep.model.layers import ImagePreprocessing
-    from capsweep.settings import DataConfig
 
-    data = load_dataset(
-        DataConfig(
-            name="image_folder",
-            path=spec["data_dir"],
-            val_fraction=spec["val_fraction"],
-            test_fraction=spec["test_fraction"],
-        ),
-        spec["size"],
-    )
+    data = load_split_folder(spec)
     keras.utils.set_random_seed(0)
     backbone = build_backbone(spec["backbone"], spec["size"], None)
     batch_norms = [
