@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from capsweep.sweep import study as studies
 from mlflow_server import MlflowServer, start_mlflow_server
-from slurm_cluster import job_states, require_slurm
+from slurm_cluster import node_cpus, require_slurm, wait_for_job, wait_for_pending
 from sweep_workers import (
     BIN,
     LONG_TRIALS,
@@ -108,7 +108,7 @@ def test_a_cancelled_trial_job_ends_killed_and_its_configuration_is_trained_agai
         wait_for_exit(sweep, log, "the sweep")
     finally:
         end_worker(sweep)
-    assert job_states(job)[job].startswith("CANCELLED")
+    assert wait_for_job(job, 1, within=60)[job].startswith("CANCELLED")
     trials = {t.number: t for t in load(outputs, study).get_trials()}
     cancelled = trials[victim.number]
     assert cancelled.state == TrialState.FAIL
@@ -131,10 +131,10 @@ def test_a_trial_whose_job_is_cancelled_while_queued_is_trained_again(
     """A job cancelled before it starts writes no result: the sweep neither stops nor
     loses the other job's result; the trial FAILs and its parameters train again."""
     outputs, uri, study = tmp_path / "outputs", mlflow_server.uri, f"queued-{uuid.uuid4().hex[:6]}"
-    # Two jobs of 2 CPUs on a 2-CPU node: the second waits in the queue while the first trains.
+    # Two jobs each asking for all the node's CPUs: the second waits while the first trains.
     command = sweep_command(
         outputs, uri, study, *LONG_TRIALS, "trainer.epochs=100", *SLURM,
-        "hydra.launcher.cpus_per_task=2",
+        f"hydra.launcher.cpus_per_task={node_cpus()}",
         "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
         "capacity.unfreeze=choice(0,1)", "head.depth=0",
     )  # fmt: skip
@@ -147,8 +147,8 @@ def test_a_trial_whose_job_is_cancelled_while_queued_is_trained_again(
                 pytest.fail(f"no trial started training in a Slurm job:\n{tail(log)}")
             time.sleep(0.2)
         # submitit submits a batch as a job array, a folder per task (<array job>_<task>).
-        tasks = {p.name for p in outputs.glob("multirun/*/*/.submitit/*_*") if p.is_dir()}
-        (queued,) = [task for task in tasks if "PENDING" in job_states(task).values()]
+        tasks = sorted(p.name for p in outputs.glob("multirun/*/*/.submitit/*_*") if p.is_dir())
+        queued = wait_for_pending(tasks, within=60)
         subprocess.run(["scancel", queued], check=True, timeout=60)
         wait_for_exit(sweep, log, "the sweep")
     finally:
