@@ -100,3 +100,22 @@ def test_keras_fits_and_evaluates_on_the_stream_of_an_in_memory_split() -> None:
     loss = model.evaluate(batches(split, batch_size=16), verbose=0)
 
     assert len(history.history["loss"]) == 2 and np.isfinite(loss)
+
+
+def test_evaluation_batches_of_features_keep_the_split_order(mapped_split: Split) -> None:
+    from capsweep.train.fit import evaluation_batches
+
+    features = np.arange(len(mapped_split), dtype=np.float32)[:, None] * 10
+    pairs = [(f.numpy(), y.numpy()) for f, y in evaluation_batches(features, mapped_split)]
+    assert np.array_equal(np.concatenate([f for f, _ in pairs])[:, 0], features[:, 0])
+    assert np.array_equal(np.concatenate([y for _, y in pairs]), mapped_split.labels)
+
+
+def test_evaluation_batches_of_images_hold_every_image_of_the_split_with_its_label(
+    mapped_split: Split,
+) -> None:
+    from capsweep.train.fit import evaluation_batches
+
+    ids, labels = epoch(evaluation_batches(None, mapped_split))
+    assert sorted(ids) == sorted(mapped_split.row_indices)
+    assert np.array_equal(labels, ids % 3)
