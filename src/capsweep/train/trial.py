@@ -34,6 +34,7 @@ from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
 from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
+from capsweep.train.long_lived import freeze_long_lived_objects
 from capsweep.train.precision import dtype_policy, require_device_for
 from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
@@ -89,8 +90,11 @@ class PreparedTrial:
 def trial_session() -> Iterator[None]:
     """Give back the graphs a trial registered once it ends.
 
-    Trials that run one after another in one process must not accumulate graphs.
+    Trials that run one after another in one process must not accumulate graphs. The
+    process's long-lived objects (imported libraries) are exempted from garbage
+    collection first, so that collecting a trial's garbage is quick.
     """
+    freeze_long_lived_objects()
     with released_trial_graphs():
         yield
 
