@@ -148,6 +148,7 @@ def _run(
             tags={
                 **trial_tags(settings),
                 "capsweep.deterministic_ops": prepared.deterministic_ops,
+                "capsweep.backbone_reused": prepared.backbone_reused,
                 **(extra_tags or {}),
             },
             parent_run_id=parent_run_id,

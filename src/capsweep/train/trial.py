@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import keras
+import numpy as np
 
 from capsweep.data import Dataset, load_dataset
 from capsweep.errors import CapsweepConfigError, StopTraining
@@ -29,6 +30,7 @@ from capsweep.model.split import trainable_suffix
 from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
 from capsweep.settings.choices import SOURCE_WEIGHTS
+from capsweep.train.backbone_reuse import trial_backbone
 from capsweep.train.curves import learning_curve
 from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
@@ -41,6 +43,8 @@ from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 log = logging.getLogger(__name__)
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# Tells the head's random stream from the trial's (see head_seed).
+HEAD_STREAM = 1
 # TensorFlow's public API can turn deterministic ops on but not tell whether they are on.
 _deterministic_ops = False
 
@@ -84,6 +88,8 @@ class PreparedTrial:
     # Seconds spent loading the data (data_seconds) and building the model
     # (build_seconds); pretraining excluded. Recorded with the trial's other timings.
     timings: dict[str, float] = field(default_factory=dict)
+    # Whether the backbone is the previous trial's, its weights put back (backbone_reuse).
+    backbone_reused: bool = False
 
 
 @contextlib.contextmanager
@@ -107,6 +113,11 @@ def seed_everything(seed: int) -> None:
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+
+
+def head_seed(seed: int) -> int:
+    """The seed of the layers a trial adds to the backbone, derived from the trial's seed."""
+    return int(np.random.SeedSequence([seed, HEAD_STREAM]).generate_state(1)[0])
 
 
 def use_deterministic_ops(deterministic: bool) -> bool:
@@ -158,7 +169,12 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
     started = time.perf_counter()
     seed_everything(settings.trainer.seed)  # also resets Keras' dtype policy to float32
     with dtype_policy(settings.trainer.mixed_precision):
-        backbone = build_configured_backbone(settings.backbone, weights)
+        backbone, reused = trial_backbone(
+            settings.backbone, weights, train_bn=settings.capacity.train_bn
+        )
+        # Building a backbone draws random numbers and reusing one draws none: the head
+        # (and augmentation) layers draw from a stream of their own.
+        keras.utils.set_random_seed(head_seed(settings.trainer.seed))
         transfer = build_transfer_model(
             backbone,
             preprocessing_mode(settings.backbone.name),
@@ -168,7 +184,7 @@ def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
             settings.data.augment,
         )
     timings = {"data_seconds": data_seconds, "build_seconds": time.perf_counter() - started}
-    return PreparedTrial(data, transfer, deterministic, timings)
+    return PreparedTrial(data, transfer, deterministic, timings, backbone_reused=reused)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""Hand a trial the backbone the previous trial of its process built, weights put back.
+
+Building a keras.applications backbone and loading its weights file took ~1 s per trial
+(MobileNetV2 at 64 px: 0.6 s to build, 0.35 s to load; the small_resnet default 0.3 s),
+as much as a head's training steps on cached features. The trials of a sweep that run one
+after another in one process ask for the same backbone, so the last one built is kept
+with a copy of the weights it was loaded with. Handing it out again sets those weights
+back (training changed the unfrozen ones: 0.03 s for MobileNetV2) and forgets the calls
+the previous trial's models made of its layers; the trial then freezes and unfreezes its
+layers as it does a new backbone's.
+
+Not kept: a randomly initialized backbone (its weights depend on the seed), and one whose
+random layers (dropout) would run during training (``capacity.train_bn``: the backbone
+is called in training mode), since their random state is not part of the weights.
+
+A layer records each call of it as a node in Keras' private ``_inbound_nodes`` and
+``_outbound_nodes`` lists; forgetting a trial's calls truncates them to what the backbone
+itself made. ``tests/test_backbone_reuse.py`` fails loudly if Keras renames them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from capsweep.model.backbones import build_configured_backbone
+from capsweep.settings import BackboneConfig
+
+NODE_LISTS = ("_inbound_nodes", "_outbound_nodes")
+
+
+@dataclass
+class _Kept:
+    key: Hashable
+    backbone: keras.Model
+    weights: list[Any]
+    # For the backbone and each of its layers: the length of each node list when built.
+    nodes: list[tuple[Any, tuple[int, ...]]]
+
+
+_kept: _Kept | None = None
+
+
+def reuse_key(
+    backbone: BackboneConfig, weights: str | None, *, train_bn: bool, dtype_policy: str
+) -> Hashable | None:
+    """What makes two requests the same backbone; None: never reuse it.
+
+    A weights file counts with its size and modification time, so a file written again
+    (pretrained anew) is loaded again.
+    """
+    if weights is None or train_bn:
+        return None
+    source: Hashable = weights
+    path = Path(weights).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        source = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return (
+        backbone.name,
+        backbone.input_size,
+        tuple(backbone.filters),
+        backbone.blocks_per_stage,
+        backbone.allow_unsafe_h5,
+        source,
+        dtype_policy,
+    )
+
+
+def trial_backbone(
+    backbone: BackboneConfig, weights: str | None, *, train_bn: bool
+) -> tuple[keras.Model, bool]:
+    """The backbone for a trial, and whether it is the previous trial's, reused.
+
+    Call inside the trial's dtype policy scope (it is part of what must match).
+    """
+    global _kept
+    key = reuse_key(
+        backbone, weights, train_bn=train_bn, dtype_policy=keras.config.dtype_policy().name
+    )
+    if key is not None and _kept is not None and _kept.key == key:
+        _restore(_kept)
+        return _kept.backbone, True
+    _kept = None  # let the previous one go before building another
+    model = build_configured_backbone(backbone, weights)
+    if key is not None:
+        _kept = _Kept(key, model, model.get_weights(), _node_counts(model))
+    return model, False
+
+
+def forget_kept_backbone() -> None:
+    """Build the next trial's backbone anew."""
+    global _kept
+    _kept = None
+
+
+def _operations(model: keras.Model) -> list[Any]:
+    return [model, *model.layers]
+
+
+def _node_counts(model: keras.Model) -> list[tuple[Any, tuple[int, ...]]]:
+    return [
+        (operation, tuple(len(getattr(operation, name)) for name in NODE_LISTS))
+        for operation in _operations(model)
+    ]
+
+
+def _restore(kept: _Kept) -> None:
+    for operation, counts in kept.nodes:
+        for name, count in zip(NODE_LISTS, counts, strict=True):
+            del getattr(operation, name)[count:]
+    kept.backbone.set_weights(kept.weights)

@@ -1,0 +1,143 @@
+"""A trial reuses the backbone the previous trial of its process built: it trains as a new one.
+
+Tiny trials (small_resnet on 16-pixel digits, weights from a file, 3 epochs) prepared and
+trained in this process, recorded by an in-memory recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from omegaconf import DictConfig
+
+from capsweep.settings import BackboneConfig
+from test_feature_cache import MemoryRecorder
+
+keras = pytest.importorskip("keras")
+from capsweep.train import backbone_reuse  # noqa: E402
+from capsweep.train.backbone_reuse import NODE_LISTS, forget_kept_backbone, reuse_key  # noqa: E402
+
+
+@pytest.fixture
+def weights_file(tmp_path: Path) -> Path:
+    """Weights of a small_resnet at 16 px, as a user's file (random, but fixed)."""
+    from capsweep.model.backbones import build_backbone
+
+    keras.utils.set_random_seed(7)
+    path = tmp_path / "backbone.weights.h5"
+    build_backbone("small_resnet", 16, None).save_weights(path)
+    return path
+
+
+@pytest.fixture
+def settings(tiny_config: Callable[..., DictConfig], weights_file: Path) -> Iterator[Any]:
+    from capsweep.config import load_settings
+    from capsweep.train.feature_cache import forget_in_memory
+
+    forget_in_memory()
+    forget_kept_backbone()
+
+    def make(*overrides: str) -> Any:
+        return load_settings(
+            tiny_config(
+                f"backbone.weights={weights_file}",
+                "trainer.epochs=3",
+                "head.depth=1",
+                "head.width=8",
+                "tracking.log_artifacts=false",
+                *overrides,
+            )
+        )
+
+    yield make
+    forget_kept_backbone()
+
+
+def trial(settings: Any) -> tuple[Any, Any]:
+    from capsweep.train.trial import prepare_trial, train_trial, trial_session
+
+    with trial_session():
+        prepared = prepare_trial(settings)
+        outcome = train_trial(prepared, settings, MemoryRecorder())
+    return prepared, outcome
+
+
+def test_the_next_trial_reuses_the_backbone_with_the_weights_it_was_loaded_with(
+    settings: Callable[..., Any], weights_file: Path
+) -> None:
+    from capsweep.model.backbones import build_backbone
+
+    first, _ = trial(settings("capacity.unfreeze=2"))  # training changes the unfrozen weights
+    second, _ = trial(settings("capacity.unfreeze=1"))
+
+    assert (first.backbone_reused, second.backbone_reused) == (False, True)
+    assert second.transfer.backbone is first.transfer.backbone
+    loaded = build_backbone("small_resnet", 16, str(weights_file)).get_weights()
+    # The second trial trained too: compare what it left frozen, and what the first changed.
+    frozen = {v.path for v in second.transfer.backbone.non_trainable_variables}
+    for variable, expected in zip(second.transfer.backbone.weights, loaded, strict=True):
+        if variable.path in frozen:
+            np.testing.assert_array_equal(variable.numpy(), expected, err_msg=variable.path)
+
+
+def test_a_reused_backbone_trains_as_a_newly_built_one(settings: Callable[..., Any]) -> None:
+    trial(settings("capacity.unfreeze=2"))
+    reused, on_reused = trial(settings("capacity.unfreeze=1"))
+    forget_kept_backbone()
+    built, on_built = trial(settings("capacity.unfreeze=1"))
+
+    assert (reused.backbone_reused, built.backbone_reused) == (True, False)
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(
+            on_reused.metrics.history[name], on_built.metrics.history[name], rtol=1e-6
+        )
+
+
+def test_reuse_forgets_the_calls_the_previous_trials_made_of_its_layers(
+    settings: Callable[..., Any],
+) -> None:
+    for unfreeze in (0, 1, 2):
+        trial(settings(f"capacity.unfreeze={unfreeze}"))
+    kept = backbone_reuse._kept
+    assert kept is not None
+    backbone_reuse._restore(kept)  # as the next trial would be handed it
+    fresh = keras.models.clone_model(kept.backbone)  # one built anew, never called
+    pairs = zip([kept.backbone, *kept.backbone.layers], [fresh, *fresh.layers], strict=True)
+    for operation, new in pairs:
+        # An AttributeError here: Keras renamed its node lists; see capsweep.train.backbone_reuse.
+        counts = [len(getattr(operation, name)) for name in NODE_LISTS]
+        assert counts == [len(getattr(new, name)) for name in NODE_LISTS], operation.name
+
+
+def test_a_trial_with_other_backbone_settings_builds_its_own(settings: Callable[..., Any]) -> None:
+    first, _ = trial(settings())
+    other, _ = trial(settings("backbone.filters=[8,8,8]", "backbone.weights=null"))
+
+    assert other.transfer.backbone is not first.transfer.backbone
+    assert not other.backbone_reused
+
+
+def test_random_weights_and_training_batchnorm_are_never_reused(weights_file: Path) -> None:
+    backbone = BackboneConfig(weights=str(weights_file))
+    policy = "float32"
+    assert reuse_key(backbone, None, train_bn=False, dtype_policy=policy) is None
+    assert reuse_key(backbone, str(weights_file), train_bn=True, dtype_policy=policy) is None
+    assert reuse_key(backbone, str(weights_file), train_bn=False, dtype_policy=policy)
+
+
+def test_a_weights_file_written_again_is_loaded_again(weights_file: Path) -> None:
+    backbone = BackboneConfig(weights=str(weights_file))
+
+    def key() -> Any:
+        return reuse_key(backbone, str(weights_file), train_bn=False, dtype_policy="float32")
+
+    before = key()
+    stat = weights_file.stat()
+    import os
+
+    os.utime(weights_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert key() != before
