@@ -19,9 +19,11 @@ figures from another day: a shared machine's timings are noisy):
    then with the pretrained weights already cached, and with ``--default-cache-off`` also
    warm with the cache off.
 
-The backbone has random weights (``backbone.weights=null``): ImageNet weights cannot be
-downloaded on the machines this was written on. Speed does not depend on the weights;
-the accuracies only compare the three paths with each other.
+The backbone has random weights with its BatchNorm statistics set from the training images,
+saved as a weights file that every path loads as a user's would (``--weights null``: Keras'
+random init, every trial at chance): ImageNet weights cannot be downloaded on the machines
+this was written on. Speed does not depend on the weights' values; the accuracies only
+compare the three paths with each other.
 
     uv run --extra benchmark python benchmarks/sweep_speed.py           # ~25 min on 2 cores
     uv run --extra benchmark python benchmarks/sweep_speed.py --epochs 3 --skip-default --keep
@@ -302,6 +304,7 @@ def tuner_worker(spec: dict[str, Any]) -> None:
     from capsweep.settings import CapacityConfig, HeadConfig, TrainerConfig
     from capsweep.settings.schema import Unit
     from capsweep.train.fit import compile_model
+    from capsweep.train.trial import head_seed
 
     imported = time.time()
     data = load_split_folder(spec)
@@ -315,8 +318,10 @@ def tuner_worker(spec: dict[str, Any]) -> None:
     def build(hp: Any) -> Any:
         unfreeze = hp.Choice("unfreeze", spec["unfreeze"])
         depth = hp.Choice("depth", spec["depths"])
-        keras.utils.set_random_seed(trainer.seed)  # as a capsweep trial seeds its build
+        # Seeded as a capsweep trial seeds its build: the head from a stream of its own.
+        keras.utils.set_random_seed(trainer.seed)
         backbone = build_backbone(spec["backbone"], spec["size"], spec["weights"])
+        keras.utils.set_random_seed(head_seed(trainer.seed))
         transfer = build_transfer_model(
             backbone,
             preprocessing_mode(spec["backbone"]),

@@ -100,6 +100,19 @@ def tiny_config(outputs: Path) -> Callable[..., DictConfig]:
     return make
 
 
+@pytest.fixture
+def weights_file(tmp_path: Path) -> Path:
+    """Weights of the tiny trial's backbone (small_resnet, 16 px), as a user's file."""
+    import keras
+
+    from capsweep.model.backbones import build_backbone
+
+    keras.utils.set_random_seed(7)
+    path = tmp_path / "backbone.weights.h5"
+    build_backbone("small_resnet", 16, None).save_weights(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def source_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded default's source-pretrained weights, in a temporary ``paths.outputs``.

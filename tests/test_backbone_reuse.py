@@ -6,6 +6,7 @@ trained in this process, recorded by an in-memory recorder.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,6 @@ from test_feature_cache import MemoryRecorder
 keras = pytest.importorskip("keras")
 from capsweep.train import backbone_reuse  # noqa: E402
 from capsweep.train.backbone_reuse import NODE_LISTS, forget_kept_backbone, reuse_key  # noqa: E402
-
-
-@pytest.fixture
-def weights_file(tmp_path: Path) -> Path:
-    """Weights of a small_resnet at 16 px, as a user's file (random, but fixed)."""
-    from capsweep.model.backbones import build_backbone
-
-    keras.utils.set_random_seed(7)
-    path = tmp_path / "backbone.weights.h5"
-    build_backbone("small_resnet", 16, None).save_weights(path)
-    return path
 
 
 @pytest.fixture
@@ -85,10 +75,11 @@ def test_the_next_trial_reuses_the_backbone_with_the_weights_it_was_loaded_with(
 
 
 def test_a_reused_backbone_trains_as_a_newly_built_one(settings: Callable[..., Any]) -> None:
-    trial(settings("capacity.unfreeze=2"))
-    reused, on_reused = trial(settings("capacity.unfreeze=1"))
+    # On images, not cached features: the frozen blocks run in every trial.
+    trial(settings("capacity.unfreeze=2", "cache.enabled=false"))
+    reused, on_reused = trial(settings("capacity.unfreeze=1", "cache.enabled=false"))
     forget_kept_backbone()
-    built, on_built = trial(settings("capacity.unfreeze=1"))
+    built, on_built = trial(settings("capacity.unfreeze=1", "cache.enabled=false"))
 
     assert (reused.backbone_reused, built.backbone_reused) == (True, False)
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -113,9 +104,34 @@ def test_reuse_forgets_the_calls_the_previous_trials_made_of_its_layers(
         assert counts == [len(getattr(new, name)) for name in NODE_LISTS], operation.name
 
 
-def test_a_trial_with_other_backbone_settings_builds_its_own(settings: Callable[..., Any]) -> None:
+@pytest.mark.parametrize(
+    ("change", "policy"),
+    [
+        ({"name": "mobilenetv2"}, "float32"),
+        ({"input_size": 32}, "float32"),
+        ({"filters": [8, 8, 8]}, "float32"),
+        ({"blocks_per_stage": 1}, "float32"),
+        ({"allow_unsafe_h5": True}, "float32"),
+        ({}, "mixed_bfloat16"),
+    ],
+)
+def test_other_backbone_settings_or_dtype_policy_are_another_backbone(
+    weights_file: Path, change: dict[str, Any], policy: str
+) -> None:
+    weights = str(weights_file)
+    base = BackboneConfig(input_size=16, weights=weights)
+    other = BackboneConfig(**{**vars(base), **change})
+    key = reuse_key(base, weights, train_bn=False, dtype_policy="float32")
+    assert reuse_key(other, weights, train_bn=False, dtype_policy=policy) != key
+
+
+def test_a_trial_with_another_weights_file_builds_its_own_backbone(
+    settings: Callable[..., Any], weights_file: Path
+) -> None:
+    copy = weights_file.with_name("copy.weights.h5")
+    shutil.copy(weights_file, copy)
     first, _ = trial(settings())
-    other, _ = trial(settings("backbone.filters=[8,8,8]", "backbone.weights=null"))
+    other, _ = trial(settings(f"backbone.weights={copy}"))
 
     assert other.transfer.backbone is not first.transfer.backbone
     assert not other.backbone_reused

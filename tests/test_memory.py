@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import DictConfig
@@ -29,6 +31,9 @@ def resident_mb() -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc/self/statm")
 def test_twenty_trials_in_one_process_keep_resident_memory_flat(
     tiny_config: Callable[..., DictConfig],
+    weights_file: Path,
+    tracking_uri: str,
+    runs_in: Callable[[str], list[Any]],
 ) -> None:
     from capsweep.cli.run import run_trial
     from capsweep.config import load_settings
@@ -38,6 +43,9 @@ def test_twenty_trials_in_one_process_keep_resident_memory_flat(
         unfreeze, depth = SETTINGS[number % len(SETTINGS)]
         settings = load_settings(
             tiny_config(
+                # From a file, as pretrained weights are: trials after the first reuse the
+                # backbone (capsweep.train.backbone_reuse).
+                f"backbone.weights={weights_file}",
                 f"capacity.unfreeze={unfreeze}",
                 f"head.depth={depth}",
                 "head.width=8",
@@ -52,3 +60,5 @@ def test_twenty_trials_in_one_process_keep_resident_memory_flat(
     trace = ", ".join(f"{mb:.0f}" for mb in resident)
     print(f"resident MB after each trial: {trace}")  # shown with pytest -s
     assert growth < ALLOWED_GROWTH_MB, f"RSS grew {growth:.0f} MB over trials 2-{TRIALS}: {trace}"
+    reused = [run.data.tags["capsweep.backbone_reused"] for run in runs_in(tracking_uri)]
+    assert sorted(reused) == ["False"] + ["True"] * (TRIALS - 1)

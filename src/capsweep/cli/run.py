@@ -16,6 +16,7 @@ from capsweep.model.capacity import CapacityReport
 from capsweep.redaction import redact_text, redact_url
 from capsweep.settings import CapsweepConfig, as_plain_dict
 from capsweep.train.fit import EpochListener
+from capsweep.train.long_lived import freeze_long_lived_objects
 from capsweep.train.trial import TrialOutcome, prepare_trial, train_trial, trial_session
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ def _run(
     on_run_created: Callable[[str], None] | None,
     on_started: Callable[[str, CapacityReport], None] | None,
 ) -> TrialOutcome:
+    # What the command line holds before the first trial lives as long as the process.
+    freeze_long_lived_objects()
     with trial_session():
         prepared = prepare_trial(settings)
         config = loggable_config(settings)

@@ -15,11 +15,13 @@ is called in training mode), since their random state is not part of the weights
 
 A layer records each call of it as a node in Keras' private ``_inbound_nodes`` and
 ``_outbound_nodes`` lists; forgetting a trial's calls truncates them to what the backbone
-itself made. ``tests/test_backbone_reuse.py`` fails loudly if Keras renames them.
+itself made. If Keras renames them, trials with a weights file fail at once, and
+``tests/test_backbone_reuse.py`` says why.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +52,8 @@ def reuse_key(
 ) -> Hashable | None:
     """What makes two requests the same backbone; None: never reuse it.
 
-    A weights file counts with its size and modification time, so a file written again
-    (pretrained anew) is loaded again.
+    A weights file counts with its inode, size and modification and change times, so a
+    file written again or replaced (pretrained anew, copied over) is loaded again.
     """
     if weights is None or train_bn:
         return None
@@ -59,7 +61,13 @@ def reuse_key(
     path = Path(weights).expanduser()
     if path.is_file():
         stat = path.stat()
-        source = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        source = (
+            str(path.resolve()),
+            stat.st_ino,
+            stat.st_size,
+            stat.st_mtime_ns,
+            stat.st_ctime_ns,
+        )
     return (
         backbone.name,
         backbone.input_size,
@@ -76,7 +84,9 @@ def trial_backbone(
 ) -> tuple[keras.Model, bool]:
     """The backbone for a trial, and whether it is the previous trial's, reused.
 
-    Call inside the trial's dtype policy scope (it is part of what must match).
+    Call inside the trial's dtype policy scope (it is part of what must match). A reused
+    backbone is the previous trial's own object: that trial's model is not to be used
+    once the next trial has its backbone (its backbone weights are put back).
     """
     global _kept
     key = reuse_key(
@@ -85,7 +95,7 @@ def trial_backbone(
     if key is not None and _kept is not None and _kept.key == key:
         _restore(_kept)
         return _kept.backbone, True
-    _kept = None  # let the previous one go before building another
+    forget_kept_backbone()  # free the previous one before building another
     model = build_configured_backbone(backbone, weights)
     if key is not None:
         _kept = _Kept(key, model, model.get_weights(), _node_counts(model))
@@ -93,9 +103,11 @@ def trial_backbone(
 
 
 def forget_kept_backbone() -> None:
-    """Build the next trial's backbone anew."""
+    """Build the next trial's backbone anew; free the kept one now."""
     global _kept
-    _kept = None
+    if _kept is not None:
+        _kept = None
+        gc.collect()  # layers and their nodes hold each other: only a collection frees them
 
 
 def _operations(model: keras.Model) -> list[Any]:

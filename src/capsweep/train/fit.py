@@ -180,11 +180,13 @@ class FitInputs:
 
 
 def evaluation_batches(features: Any, split: Split) -> Any:
-    """Batches of a split for ``evaluate`` (and validation in ``fit``), in the split's order.
+    """Batches of a split for ``evaluate`` (and validation in ``fit``), every row once.
 
-    ``features`` None: the split's images, streamed. A ``tf.data`` dataset, not arrays:
-    Keras re-slices arrays into a new dataset on every call, which cost a 30-epoch trial
-    ~1.5 s of validation on 200 images; the same batches as a dataset cost a third of it.
+    ``features`` None: the split's images, streamed (each batch read in row order, see
+    :func:`capsweep.train.inputs.batches`); otherwise the features in the split's order.
+    A ``tf.data`` dataset, not arrays: Keras re-slices arrays into a new dataset on every
+    call, which cost a 30-epoch trial ~1.5 s of validation on 200 images; the same batches
+    as a dataset cost a third of it.
     """
     import tensorflow as tf
 

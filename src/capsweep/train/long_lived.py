@@ -5,6 +5,10 @@ full collection walks all of them: the ``gc.collect()`` in ``keras.backend.clear
 took 0.2 s before every trial, and Python's own full collections pause training as often.
 Moved to the permanent generation (:func:`gc.freeze`) before the first trial, they are
 skipped: the same collection took 0.01 s. What trials create is collected as before.
+
+Everything alive at that moment is frozen, so only the command line's trial entry
+(:func:`capsweep.cli.run.run_trial`) calls it, never code a notebook would call: there
+it would keep the user's own garbage forever.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
 from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
-from capsweep.train.long_lived import freeze_long_lived_objects
 from capsweep.train.precision import dtype_policy, require_device_for
 from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
@@ -96,11 +95,8 @@ class PreparedTrial:
 def trial_session() -> Iterator[None]:
     """Give back the graphs a trial registered once it ends.
 
-    Trials that run one after another in one process must not accumulate graphs. The
-    process's long-lived objects (imported libraries) are exempted from garbage
-    collection first, so that collecting a trial's garbage is quick.
+    Trials that run one after another in one process must not accumulate graphs.
     """
-    freeze_long_lived_objects()
     with released_trial_graphs():
         yield
 
@@ -150,7 +146,11 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
 
 
 def prepare_trial(settings: CapsweepConfig) -> PreparedTrial:
-    """Load the data and build the model; raises before anything is recorded."""
+    """Load the data and build the model; raises before anything is recorded.
+
+    The model is valid until the next trial of the process is prepared: that trial may
+    reuse its backbone (:mod:`capsweep.train.backbone_reuse`).
+    """
     require_device_for(settings.trainer.mixed_precision)
     deterministic = use_deterministic_ops(settings.trainer.deterministic)  # before pretraining
     # An image folder is decoded once into outputs/cache/images and memory-mapped after.
