@@ -101,6 +101,31 @@ def tiny_config(outputs: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture
+def trial_settings(tiny_config: Callable[..., DictConfig]) -> Callable[..., Any]:
+    """Checked settings of a tiny trial to run in this process (3 epochs, unfreeze=1, a
+    hidden layer of 8, no artifacts), plus overrides; the feature cache's memory is
+    forgotten, so each test starts from what is on disk (nothing)."""
+    from capsweep.config import load_settings
+    from capsweep.train.feature_cache import forget_in_memory
+
+    forget_in_memory()
+
+    def make(*overrides: str) -> Any:
+        return load_settings(
+            tiny_config(
+                "trainer.epochs=3",
+                "capacity.unfreeze=1",
+                "head.depth=1",
+                "head.width=8",
+                "tracking.log_artifacts=false",
+                *overrides,
+            )
+        )
+
+    return make
+
+
+@pytest.fixture
 def weights_file(tmp_path: Path) -> Path:
     """Weights of the tiny trial's backbone (small_resnet, 16 px), as a user's file."""
     import keras

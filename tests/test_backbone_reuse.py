@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from omegaconf import DictConfig
 
 from capsweep.settings import BackboneConfig
-from test_feature_cache import MemoryRecorder
+from test_feature_cache import trial as feature_cache_trial
 
 keras = pytest.importorskip("keras")
 from capsweep.train import backbone_reuse  # noqa: E402
@@ -24,35 +23,16 @@ from capsweep.train.backbone_reuse import NODE_LISTS, forget_kept_backbone, reus
 
 
 @pytest.fixture
-def settings(tiny_config: Callable[..., DictConfig], weights_file: Path) -> Iterator[Any]:
-    from capsweep.config import load_settings
-    from capsweep.train.feature_cache import forget_in_memory
-
-    forget_in_memory()
+def settings(trial_settings: Callable[..., Any], weights_file: Path) -> Iterator[Any]:
+    """Tiny trials whose backbone weights come from a file; none kept before or after."""
     forget_kept_backbone()
-
-    def make(*overrides: str) -> Any:
-        return load_settings(
-            tiny_config(
-                f"backbone.weights={weights_file}",
-                "trainer.epochs=3",
-                "head.depth=1",
-                "head.width=8",
-                "tracking.log_artifacts=false",
-                *overrides,
-            )
-        )
-
-    yield make
+    yield lambda *overrides: trial_settings(f"backbone.weights={weights_file}", *overrides)
     forget_kept_backbone()
 
 
 def trial(settings: Any) -> tuple[Any, Any]:
-    from capsweep.train.trial import prepare_trial, train_trial, trial_session
-
-    with trial_session():
-        prepared = prepare_trial(settings)
-        outcome = train_trial(prepared, settings, MemoryRecorder())
+    """Prepare and train one trial in this process: what it prepared, how it ended."""
+    outcome, _, prepared = feature_cache_trial(settings)
     return prepared, outcome
 
 

@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from omegaconf import DictConfig
-
-EPOCHS = 3
 
 
 class MemoryRecorder:
@@ -46,44 +43,22 @@ class MemoryRecorder:
         pass
 
 
-@pytest.fixture
-def settings(tiny_config: Callable[..., DictConfig]) -> Callable[..., Any]:
-    from capsweep.config import load_settings
-    from capsweep.train.feature_cache import forget_in_memory
-
-    forget_in_memory()  # each test starts from what is on disk (nothing)
-
-    def make(*overrides: str) -> Any:
-        return load_settings(
-            tiny_config(
-                f"trainer.epochs={EPOCHS}",
-                "capacity.unfreeze=1",
-                "head.depth=1",
-                "head.width=8",
-                "tracking.log_artifacts=false",
-                *overrides,
-            )
-        )
-
-    return make
-
-
-def trial(settings: Any) -> tuple[Any, MemoryRecorder, Any]:
+def trial(trial_settings: Any) -> tuple[Any, MemoryRecorder, Any]:
     """Prepare and train one trial; return its outcome, what it recorded and the model."""
     from capsweep.train.trial import prepare_trial, train_trial, trial_session
 
     recorder = MemoryRecorder()
     with trial_session():
-        prepared = prepare_trial(settings)
-        outcome = train_trial(prepared, settings, recorder)
+        prepared = prepare_trial(trial_settings)
+        outcome = train_trial(prepared, trial_settings, recorder)
     return outcome, recorder, prepared
 
 
 def test_training_on_cached_features_follows_the_trajectory_of_training_on_images(
-    settings: Callable[..., Any],
+    trial_settings: Callable[..., Any],
 ) -> None:
-    on_images, uncached, _ = trial(settings("cache.enabled=false"))
-    on_features, cached, _ = trial(settings())
+    on_images, uncached, _ = trial(trial_settings("cache.enabled=false"))
+    on_features, cached, _ = trial(trial_settings())
 
     assert (uncached.tags["capsweep.cache_reason"], cached.tags["capsweep.cache"]) == (
         "cache.enabled=false",
@@ -97,9 +72,9 @@ def test_training_on_cached_features_follows_the_trajectory_of_training_on_image
 
 
 def test_accuracy_measured_on_features_is_the_whole_models_accuracy_on_images(
-    settings: Callable[..., Any],
+    trial_settings: Callable[..., Any],
 ) -> None:
-    outcome, _, prepared = trial(settings())
+    outcome, _, prepared = trial(trial_settings())
     model = prepared.transfer.model  # the original model: it takes raw images
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
@@ -110,13 +85,13 @@ def test_accuracy_measured_on_features_is_the_whole_models_accuracy_on_images(
 
 
 def test_a_miss_is_charged_the_feature_pass_and_the_next_trial_hits(
-    settings: Callable[..., Any],
+    trial_settings: Callable[..., Any],
 ) -> None:
     from capsweep.train.feature_cache import forget_in_memory
 
-    _, first, _ = trial(settings())
+    _, first, _ = trial(trial_settings())
     forget_in_memory()  # the second trial reads the entry from disk, as another process would
-    _, second, _ = trial(settings("head.depth=0"))
+    _, second, _ = trial(trial_settings("head.depth=0"))
 
     assert (first.tags["capsweep.cache_hit"], second.tags["capsweep.cache_hit"]) == (
         "false",
@@ -128,26 +103,26 @@ def test_a_miss_is_charged_the_feature_pass_and_the_next_trial_hits(
 
 @pytest.mark.slow
 def test_a_redrawn_train_validation_split_reuses_the_cached_features(
-    settings: Callable[..., Any],
+    trial_settings: Callable[..., Any],
 ) -> None:
-    trial(settings())
-    _, redrawn, _ = trial(settings("data.split_seed=7"))
+    trial(trial_settings())
+    _, redrawn, _ = trial(trial_settings("data.split_seed=7"))
 
     assert redrawn.tags["capsweep.cache_hit"] == "true"
 
 
 @pytest.mark.slow
 def test_a_miss_also_caches_the_features_of_the_unfreeze_counts_in_cache_cuts(
-    settings: Callable[..., Any],
+    trial_settings: Callable[..., Any],
 ) -> None:
-    trial(settings("cache.cuts=[0,1,2]"))
-    _, other_count, _ = trial(settings("capacity.unfreeze=2", "head.depth=0"))
+    trial(trial_settings("cache.cuts=[0,1,2]"))
+    _, other_count, _ = trial(trial_settings("capacity.unfreeze=2", "head.depth=0"))
 
     assert other_count.tags["capsweep.cache_hit"] == "true"
 
 
-def test_augmentation_trains_on_images_and_says_why(settings: Callable[..., Any]) -> None:
-    _, recorded, _ = trial(settings("data.augment=[flip]"))
+def test_augmentation_trains_on_images_and_says_why(trial_settings: Callable[..., Any]) -> None:
+    _, recorded, _ = trial(trial_settings("data.augment=[flip]"))
 
     assert recorded.tags["capsweep.cache"] == "off"
     assert "data.augment" in recorded.tags["capsweep.cache_reason"]
@@ -155,11 +130,13 @@ def test_augmentation_trains_on_images_and_says_why(settings: Callable[..., Any]
 
 
 @pytest.mark.slow
-def test_float16_storage_halves_the_entry_and_stays_close(settings: Callable[..., Any]) -> None:
+def test_float16_storage_halves_the_entry_and_stays_close(
+    trial_settings: Callable[..., Any],
+) -> None:
     from capsweep.train.feature_cache import open_store
 
-    float32, _, _ = trial(settings())
-    half = settings("cache.dtype=float16")
+    float32, _, _ = trial(trial_settings())
+    half = trial_settings("cache.dtype=float16")
     float16, _, _ = trial(half)
 
     entries = open_store(half.cache, half.paths.outputs).entries()
@@ -171,9 +148,9 @@ def test_float16_storage_halves_the_entry_and_stays_close(settings: Callable[...
 
 
 def test_the_cache_files_live_under_the_outputs_folder_and_every_timing_is_recorded(
-    settings: Callable[..., Any], outputs: Path
+    trial_settings: Callable[..., Any], outputs: Path
 ) -> None:
-    _, recorded, _ = trial(settings())
+    _, recorded, _ = trial(trial_settings())
 
     assert list((outputs / "cache" / "features").glob("*.npy"))
     for name in ("fit_seconds", "trace_seconds", "evaluate_seconds", "feature_seconds"):
