@@ -19,7 +19,7 @@ import hydra
 import pytest
 from omegaconf import DictConfig
 
-from capsweep.config import register_configs
+from capsweep.hydra_settings import register_configs
 from capsweep.paths import CONF_DIR
 
 
@@ -105,7 +105,7 @@ def trial_settings(tiny_config: Callable[..., DictConfig]) -> Callable[..., Any]
     """Checked settings of a tiny trial to run in this process (3 epochs, unfreeze=1, a
     hidden layer of 8, no artifacts), plus overrides; the feature cache's memory is
     forgotten, so each test starts from what is on disk (nothing)."""
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
     from capsweep.train.feature_cache import forget_in_memory
 
     forget_in_memory()

@@ -29,7 +29,7 @@ def test_small_resnet_is_built_with_the_configured_filters_and_blocks() -> None:
 def test_a_trial_builds_small_resnet_with_the_configured_filters(
     compose: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
-    from capsweep.config import settings_from
+    from capsweep.hydra_settings import settings_from
     from capsweep.train.trial import prepare_trial
 
     settings = settings_from(

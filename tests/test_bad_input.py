@@ -28,7 +28,7 @@ def refused(
 
     def run(*overrides: str) -> CapsweepConfigError:
         from capsweep.cli.run import run_trial
-        from capsweep.config import load_settings
+        from capsweep.hydra_settings import load_settings
 
         with pytest.raises(CapsweepConfigError) as raised:
             run_trial(load_settings(tiny_config(*overrides)))
@@ -90,7 +90,7 @@ def test_non_integer_head_depth_is_refused_by_the_settings_check(
 ) -> None:
     # The schema refuses head.depth=1.5 at compose time; code that receives settings
     # directly (tests, other callers of the model) relies on check_settings.
-    from capsweep.config import settings_from
+    from capsweep.hydra_settings import settings_from
     from capsweep.settings import check_settings
 
     settings = settings_from(tiny_config())

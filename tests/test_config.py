@@ -9,7 +9,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from capsweep.config import settings_from
+from capsweep.hydra_settings import settings_from
 from capsweep.paths import CONF_DIR
 from capsweep.settings import CapsweepConfig, Unit
 

@@ -36,7 +36,7 @@ def test_twenty_trials_in_one_process_keep_resident_memory_flat(
     runs_in: Callable[[str], list[Any]],
 ) -> None:
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     resident: list[float] = []
     for number in range(TRIALS):

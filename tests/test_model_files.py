@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from capsweep.config import load_settings
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import load_settings
 from capsweep.settings import BackboneConfig, DataConfig, PretrainConfig
 
 # A backbone that pretrains in seconds (one epoch, any accuracy accepted).

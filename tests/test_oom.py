@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from capsweep.config import load_settings
+from capsweep.hydra_settings import load_settings
 
 # Wall-clock measurements differ from run to run by nature.
 TIMINGS = {"fit_seconds", "seconds_per_epoch", "samples_per_second"}

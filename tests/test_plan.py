@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from capsweep.cli import plan
-from capsweep.model.plan import unfreeze_settings
+from capsweep.model.capacity_plan import unfreeze_settings
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,6 @@ def test_discovery_imports_neither_tensorflow_nor_optuna_nor_mlflow() -> None:
 def test_sweeper_config_is_registered_under_hydra_sweeper() -> None:
     from hydra.core.config_store import ConfigStore
 
-    import hydra_plugins.capsweep_sweeper.config  # noqa: F401
+    import hydra_plugins.capsweep_sweeper.options  # noqa: F401
 
     assert "capsweep.yaml" in ConfigStore.instance().list("hydra/sweeper")

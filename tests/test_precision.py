@@ -28,7 +28,7 @@ def policies(model: Any) -> dict[str, str]:
 
 
 def prepared(settings_config: DictConfig) -> Any:
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
     from capsweep.train.trial import prepare_trial
 
     return prepare_trial(load_settings(settings_config))
@@ -100,7 +100,7 @@ def test_a_bfloat16_trial_trains_to_a_finite_loss(
     tiny_config: Callable[..., DictConfig],
 ) -> None:
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     outcome = run_trial(load_settings(tiny_config(f"trainer.mixed_precision={BFLOAT16}")))
 
@@ -155,7 +155,7 @@ def test_a_mixed_float16_trial_without_a_gpu_fails_before_recording(
     import keras
 
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     if keras.distribution.list_devices("gpu"):
         pytest.skip("a GPU is visible: mixed_float16 is allowed")
@@ -167,7 +167,7 @@ def test_a_mixed_float16_trial_without_a_gpu_fails_before_recording(
 def test_the_command_line_gives_jit_compile_as_a_bool_or_auto(
     compose: Callable[..., DictConfig],
 ) -> None:
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     assert load_settings(compose()).trainer.jit_compile == "auto"
     assert load_settings(compose("trainer.jit_compile=true")).trainer.jit_compile is True

@@ -163,7 +163,7 @@ def test_head_only_transfer_from_the_default_backbone_beats_chance_clearly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
     from capsweep.train import pretrain
 
     def no_second_pretraining(*args: Any) -> Any:

@@ -38,7 +38,7 @@ def measured(outcome: object) -> dict[str, object]:
 def run(compose: Callable[..., DictConfig], tmp_path: Path) -> Callable[..., dict[str, object]]:
     """Run the tiny trial in this process with its outputs in ``tmp_path``; return its metrics."""
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     def trial(*overrides: str) -> dict[str, object]:
         cfg = compose(

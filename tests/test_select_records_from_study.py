@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from capsweep.sweep import study as studies
-from capsweep.sweep.records import records_from_study
+from capsweep.sweep.trial_records import records_from_study
 
 PARAMS = {"capacity.unfreeze": 1}
 DISTRIBUTIONS: dict[str, Any] = {"capacity.unfreeze": optuna.distributions.IntDistribution(0, 6)}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from capsweep.config import load_settings, settings_from
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import load_settings, settings_from
 from capsweep.settings import check_settings
 from capsweep.settings.keys import schema_keys, unknown_keys
 

@@ -36,7 +36,7 @@ def restored_mlflow_http_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _settings(tiny_config: Callable[..., Any], uri: str, *overrides: str) -> Any:
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     return load_settings(tiny_config(f"tracking.uri={uri}", *overrides))
 
@@ -184,7 +184,7 @@ def test_mlflow_reads_the_limits_capsweep_sets() -> None:
 def test_tracking_limits_are_checked_with_the_settings(
     tiny_config: Callable[..., Any], override: str, problem: str
 ) -> None:
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     with pytest.raises(CapsweepConfigError, match=problem):
         load_settings(tiny_config(override))

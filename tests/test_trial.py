@@ -35,7 +35,7 @@ def recorded(
     from mlflow.tracking import MlflowClient
 
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
 
     outputs = tmp_path_factory.mktemp("trial_outputs")
     uri = f"sqlite:///{outputs}/mlflow.db"
@@ -104,7 +104,7 @@ def test_accuracies_are_fractions(recorded: Recorded) -> None:
 def test_recorded_parameter_counts_match_a_fresh_build_of_the_same_settings(
     recorded: Recorded,
 ) -> None:
-    from capsweep.config import settings_from
+    from capsweep.hydra_settings import settings_from
     from capsweep.model.backbones import build_backbone, preprocessing_mode
     from capsweep.model.transfer import build_transfer_model
 
@@ -206,7 +206,7 @@ def test_a_trial_whose_loss_diverges_raises_and_ends_failed(
     runs_in: Callable[[str], list[Any]],
 ) -> None:
     from capsweep.cli.run import run_trial
-    from capsweep.config import load_settings
+    from capsweep.hydra_settings import load_settings
     from capsweep.train.fit import TrainingDiverged
 
     # Steps of 1e30 overflow the weights to inf within an epoch: the loss becomes NaN.

@@ -2,5 +2,5 @@
 
 ``capsweep`` (:mod:`capsweep.cli.app`), ``capsweep-plan`` (:mod:`capsweep.cli.plan`) and
 ``capsweep-report`` (:mod:`capsweep.cli.report`) turn Hydra's composed config into checked
-settings (:mod:`capsweep.config`) and wire the parts together.
+settings (:mod:`capsweep.hydra_settings`) and wire the parts together.
 """

@@ -18,8 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from capsweep.config import load_settings, register_configs
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import load_settings, register_configs
 from capsweep.paths import CONF_DIR
 
 log = logging.getLogger("capsweep")

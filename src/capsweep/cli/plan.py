@@ -21,8 +21,8 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
-from capsweep.config import register_configs, settings_from
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import register_configs, settings_from
 from capsweep.paths import CONF_DIR
 from capsweep.settings import CapsweepConfig, check_settings
 
@@ -58,7 +58,7 @@ def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[s
 def plan(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str, int]]:
     """The plan's rows and summary; TensorFlow loads here, after the settings are checked."""
     from capsweep.data import planned_num_classes
-    from capsweep.model.plan import plan_rows
+    from capsweep.model.capacity_plan import plan_rows
 
     num_classes = planned_num_classes(settings.data)
     return plan_rows(settings.backbone, settings.capacity, settings.head, num_classes)

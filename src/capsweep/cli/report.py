@@ -20,8 +20,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from rich.console import Console
 
-from capsweep.config import register_configs
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import register_configs
 from capsweep.paths import CONF_DIR
 
 

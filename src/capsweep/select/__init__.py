@@ -7,7 +7,8 @@ file access, so a recommendation answers in a second on a laptop.
 from capsweep.select.explain import Recommendation
 from capsweep.select.holdout import HoldoutCheck
 from capsweep.select.pareto import pareto_front
-from capsweep.select.records import (
+from capsweep.select.rule import recommend
+from capsweep.select.summaries import (
     COMPLETE,
     ConfigSummary,
     TrialRecord,
@@ -16,7 +17,6 @@ from capsweep.select.records import (
     params_label,
     summarize,
 )
-from capsweep.select.rule import recommend
 from capsweep.select.uncertainty import standard_error, standard_error_or_none, wilson_half_width
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from capsweep.select.records import ConfigSummary
+from capsweep.select.summaries import ConfigSummary
 
 REPEATS_FIX = "train repeats (hydra.sweeper.repeats) for a trustworthy pick"
 

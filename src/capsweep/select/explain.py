@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capsweep.select.holdout import HoldoutCheck
-from capsweep.select.records import ConfigSummary
+from capsweep.select.summaries import ConfigSummary
 from capsweep.select.uncertainty import standard_error_or_none
 
 TIMES = "\u00d7"  # the multiplication sign, as in "12 times fewer"

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from capsweep.select.records import ConfigSummary
+from capsweep.select.summaries import ConfigSummary
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from capsweep.select.records import ConfigSummary
+from capsweep.select.summaries import ConfigSummary
 
 
 def pareto_front(summaries: Iterable[ConfigSummary]) -> list[ConfigSummary]:

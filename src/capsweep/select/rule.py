@@ -19,7 +19,7 @@ from capsweep.select.explain import (
     repeat_over_sentence,
 )
 from capsweep.select.holdout import check_test_accuracy
-from capsweep.select.records import ConfigSummary, rank_key
+from capsweep.select.summaries import ConfigSummary, rank_key
 from capsweep.select.uncertainty import standard_error
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from capsweep.select.records import ConfigSummary
+from capsweep.select.summaries import ConfigSummary
 
 
 def wilson_half_width(p: float, n: float, z: float = 1.0) -> float:

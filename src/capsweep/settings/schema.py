@@ -1,6 +1,6 @@
 """The typed settings of capsweep: what every part receives once Hydra has composed them.
 
-Plain dataclasses, no Hydra: ``capsweep.config`` registers them with Hydra's ConfigStore
+Plain dataclasses, no Hydra: ``capsweep.hydra_settings`` registers them with Hydra's ConfigStore
 (so unknown keys and wrong types fail at compose time), and
 :func:`capsweep.settings.validate.check_settings` checks their values in one pass before
 TensorFlow or MLflow is imported.

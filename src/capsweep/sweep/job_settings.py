@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from capsweep.config import settings_from
 from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import settings_from
 from capsweep.settings import check_settings
 from capsweep.sweep.search_space import SearchSpace
 

@@ -38,7 +38,6 @@ from capsweep.signals import JobTerminated, uninterrupted
 from capsweep.sweep import launching
 from capsweep.sweep import study as studies
 from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
-from capsweep.sweep.plan import SweepPlan, repeated_seeds
 from capsweep.sweep.progress import SweepProgress, TrialLine
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
@@ -46,6 +45,7 @@ from capsweep.sweep.samplers import make_sampler
 from capsweep.sweep.search_space import grid_choices, override_value
 from capsweep.sweep.study import tell
 from capsweep.sweep.summary import Report, SweepSummary
+from capsweep.sweep.sweep_plan import SweepPlan, repeated_seeds
 
 log = logging.getLogger(__name__)
 

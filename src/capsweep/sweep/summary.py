@@ -21,7 +21,7 @@ from capsweep.report import write_report
 from capsweep.select import Recommendation, TrialRecord, UnfinishedTrial, recommend, summarize
 from capsweep.signals import uninterrupted
 from capsweep.sweep import study as studies
-from capsweep.sweep.records import records_from_study
+from capsweep.sweep.trial_records import records_from_study
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.capsweep_sweeper.config import CapsweepSweeperConf  # noqa: F401 (registers)
+from hydra_plugins.capsweep_sweeper.options import CapsweepSweeperConf  # noqa: F401 (registers)
 
 
 class CapsweepSweeper(Sweeper):
@@ -30,7 +30,7 @@ class CapsweepSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from capsweep.errors import CapsweepConfigError
-        from capsweep.sweep.plan import plan_sweep
+        from capsweep.sweep.sweep_plan import plan_sweep
 
         if self.config is None or self.hydra_context is None or self.task_function is None:
             raise RuntimeError("CapsweepSweeper.sweep() called before setup()")
