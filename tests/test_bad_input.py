@@ -50,21 +50,47 @@ def image_folder(root: Path, classes: dict[str, int]) -> Path:
     return root
 
 
-def test_unknown_backbone_lists_the_choices(refused: Callable[..., CapsweepConfigError]) -> None:
-    error = refused("backbone.name=nope")
+@pytest.mark.parametrize(
+    ("override", "choices"),
+    [
+        ("backbone.name=nope", SHIPPED_BACKBONES),
+        ("data.name=mnist", ["digits", "image_folder"]),
+        ("trainer.optimizer=adamm", ["adam", "adamw", "sgd", "rmsprop"]),
+        ("head.pooling=mean", ["avg", "max"]),
+        ("cache.dtype=int8", ["float32", "float16"]),
+    ],
+)
+def test_hydra_refuses_a_name_outside_its_set_while_composing(
+    tiny_config: Callable[..., DictConfig], override: str, choices: list[str]
+) -> None:
+    from hydra.errors import HydraException
 
-    assert (error.key, error.value) == ("backbone.name", "nope")
-    assert str(error).startswith("backbone.name='nope': unknown backbone; choose one of: ")
-    assert str(error).endswith("; select one with backbone=<name>")
-    assert [name for name in SHIPPED_BACKBONES if name not in str(error)] == []
+    with pytest.raises(HydraException) as raised:
+        tiny_config(override)
+
+    message = f"{raised.value} {raised.value.__cause__}"  # Hydra says why in the cause
+    key, _, value = override.partition("=")
+    assert f"Invalid value '{value}'" in message
+    assert f"full_key: {key}" in message
+    assert [name for name in choices if name not in message] == []
 
 
-def test_unknown_data_set_lists_the_choices(refused: Callable[..., CapsweepConfigError]) -> None:
-    error = refused("data.name=mnist")
+def test_settings_built_in_python_with_an_unknown_backbone_are_refused_naming_the_choices(
+    tiny_config: Callable[..., DictConfig],
+) -> None:
+    from capsweep.hydra_settings import settings_from
+    from capsweep.settings import check_settings
 
-    assert (error.key, error.value) == ("data.name", "mnist")
-    assert "choose one of: digits, image_folder" in str(error)
-    assert "select one with data=<name>" in str(error)
+    settings = settings_from(tiny_config())
+    settings.backbone.name = "nope"  # type: ignore[assignment]
+
+    with pytest.raises(CapsweepConfigError) as raised:
+        check_settings(settings)
+
+    assert (raised.value.key, raised.value.value) == ("backbone.name", "nope")
+    assert str(raised.value).startswith("backbone.name='nope': unknown backbone; choose one of: ")
+    assert str(raised.value).endswith("; select one with backbone=<name>")
+    assert [name for name in SHIPPED_BACKBONES if name not in str(raised.value)] == []
 
 
 def test_unfreezing_more_units_than_the_backbone_has_names_the_maximum(
@@ -208,7 +234,7 @@ def test_cli_reports_a_bad_value_in_one_line_and_exits_2_without_a_run(
     command = Path(sys.executable).parent / "capsweep"
 
     result = subprocess.run(
-        [str(command), "backbone.name=nope", f"paths.outputs={outputs}", f"tracking.uri={uri}"],
+        [str(command), "head.depth=-1", f"paths.outputs={outputs}", f"tracking.uri={uri}"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -219,7 +245,6 @@ def test_cli_reports_a_bad_value_in_one_line_and_exits_2_without_a_run(
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("capsweep:")]
     assert len(errors) == 1
-    assert errors[0].startswith("capsweep: error: backbone.name='nope': unknown backbone; ")
-    assert [name for name in SHIPPED_BACKBONES if name not in errors[0]] == []
+    assert errors[0] == "capsweep: error: head.depth=-1: must be >= 0; e.g. head.depth=1"
     assert "Traceback" not in result.stderr
     assert runs_in(uri) == []

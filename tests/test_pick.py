@@ -855,7 +855,7 @@ def test_recommend_says_nothing_of_repeats_when_not_told() -> None:
 
 
 def test_recommend_rejects_an_unknown_repeat_over() -> None:
-    with pytest.raises(CapsweepConfigError, match=r"repeat_over='seeds'.*seed, split, both"):
+    with pytest.raises(CapsweepConfigError, match=r"repeat_over='seeds'.*both, seed, split"):
         recommend(summarize(BINOMIAL), repeat_over="seeds")
 
 

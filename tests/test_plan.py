@@ -49,5 +49,6 @@ def test_plan_with_an_unknown_backbone_exits_2_naming_the_choices(
 
     assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert error.startswith("capsweep-plan: error: backbone.name='nope': unknown backbone")
-    assert "resnet50" in error
+    assert error.startswith("capsweep-plan: error: backbone.name='nope': Invalid value 'nope'")
+    assert "expected one of [small_resnet, resnet50, resnet101, mobilenetv2" in error
+    assert len(error.strip().splitlines()) == 1

@@ -42,11 +42,11 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["hydra.sweeper.sampler=tpee"], "hydra.sweeper.sampler='tpee': unknown sampler"),
-        (["hydra.sweeper.pruner=medain"], "hydra.sweeper.pruner='medain': unknown pruner"),
+        (["hydra.sweeper.sampler=tpee"], "Invalid value 'tpee', expected one of [tpe, random"),
+        (["hydra.sweeper.pruner=medain"], "Invalid value 'medain', expected one of [none, median"),
         (["hydra.sweeper.direction=maximise"], "'maximise': unknown direction"),
         (["hydra.sweeper.objectives=val_acc"], "'val_acc': unknown metric"),
-        (["hydra.sweeper.repeat_over=seeds"], "choose one of: both, seed, split"),
+        (["hydra.sweeper.repeat_over=seeds"], "expected one of [both, seed, split]"),
         (["head.depth=-1"], "head.depth=-1: must be >= 0"),
         (["head.depth=choice(-1,0)"], "head.depth=-1: must be >= 0"),
         (["data=image_folder"], "data.path=None: image_folder needs a directory"),

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from collections.abc import Sequence
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from capsweep.paths import SWEEPS_DIR
+from capsweep.errors import CapsweepConfigError
+from capsweep.paths import CONF_DIR, SWEEPS_DIR
 from capsweep.settings import CapsweepConfig, check_settings
 from capsweep.settings.keys import unknown_key_error, unknown_keys
 
@@ -30,6 +36,40 @@ def register_configs() -> None:
         store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
     if not OmegaConf.has_resolver("capsweep_unique"):
         OmegaConf.register_new_resolver("capsweep_unique", _unique_suffix, use_cache=True)
+
+
+def compose_config(overrides: Sequence[str], *, return_hydra_config: bool = False) -> DictConfig:
+    """Compose ``conf/config.yaml`` with ``overrides``, as the ``capsweep`` command does.
+
+    For the commands that compose through Hydra's API (``capsweep-plan``,
+    ``capsweep-report``), where Hydra does not print its own refusal.
+
+    Raises:
+        CapsweepConfigError: Hydra refused an override (a wrong type, a name outside an
+            Enum, an unknown group option), with Hydra's reason in one line.
+    """
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(
+                config_name="config",
+                overrides=list(overrides),
+                return_hydra_config=return_hydra_config,
+            )
+    except (HydraException, OmegaConfBaseException) as error:
+        raise composition_error(error, overrides) from None
+
+
+def composition_error(error: BaseException, overrides: Sequence[str]) -> CapsweepConfigError:
+    """Hydra's refusal of an override as one line naming the key, the value and the reason."""
+    reason = error.__cause__ or error
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    full_key = next((line.split(":", 1)[1].strip() for line in lines if "full_key:" in line), "")
+    written = {item.partition("=")[0].lstrip("+~"): item.partition("=")[2] for item in overrides}
+    if full_key:
+        return CapsweepConfigError(full_key, written.get(full_key, "?"), lines[0])
+    summary = re.sub(r"\s+", " ", " ".join(lines))
+    return CapsweepConfigError("overrides", list(overrides), summary)
 
 
 def settings_from(cfg: DictConfig) -> CapsweepConfig:

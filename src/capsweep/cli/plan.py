@@ -17,13 +17,11 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.hydra_settings import register_configs, settings_from
-from capsweep.paths import CONF_DIR
+from capsweep.hydra_settings import compose_config, settings_from
 from capsweep.settings import CapsweepConfig, check_settings
 
 
@@ -70,11 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if any(arg in ("-h", "--help") for arg in overrides):
         print(__doc__)
         return
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
     try:
-        settings = settings_from(cfg)
+        settings = settings_from(compose_config(overrides))
         # A plan builds with random weights: where weights would come from is not its concern.
         check_settings(
             dataclasses.replace(

@@ -9,6 +9,7 @@ from capsweep.data.digits import digits_target
 from capsweep.data.image_folder import class_files, image_folder
 from capsweep.errors import CapsweepConfigError
 from capsweep.settings import DataConfig
+from capsweep.settings.choices import DatasetName
 from capsweep.settings.validate import check_data
 
 
@@ -19,7 +20,7 @@ def load_dataset(data: DataConfig, size: int, *, cache_dir: Path | None = None) 
     ``capsweep.data.decoded``); None decodes them into memory each time. Digits ignore it.
     """
     check_data(data)
-    if data.name == "digits":
+    if data.name == DatasetName.digits:
         return digits_target(data, size)
     return image_folder(data, size, cache_dir=cache_dir)
 
@@ -28,7 +29,7 @@ def planned_num_classes(data: DataConfig) -> int:
     """The number of classes, without loading images (for ``capsweep-plan``)."""
     if data.num_classes is not None:
         return data.num_classes
-    if data.name == "digits":
+    if data.name == DatasetName.digits:
         return len(data.target_classes)
     root = Path(str(data.path or "")).expanduser()
     if data.path and root.is_dir():

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from capsweep.settings import HeadConfig
+from capsweep.settings.choices import Pooling
 
 
 def apply_head(features: Any, num_classes: int, head: HeadConfig) -> Any:
@@ -16,7 +17,7 @@ def apply_head(features: Any, num_classes: int, head: HeadConfig) -> Any:
     """
     pool = (
         keras.layers.GlobalAveragePooling2D
-        if head.pooling == "avg"
+        if head.pooling == Pooling.avg
         else keras.layers.GlobalMaxPooling2D
     )
     x = pool(name="head_pool")(features)

@@ -11,13 +11,14 @@ from typing import Any
 from capsweep.select.holdout import HoldoutCheck
 from capsweep.select.summaries import ConfigSummary
 from capsweep.select.uncertainty import standard_error_or_none
+from capsweep.settings.choices import RepeatOver
 
 TIMES = "\u00d7"  # the multiplication sign, as in "12 times fewer"
 ALSO_WITHIN_NAMED = 3  # how many other configurations within the tolerance a reason names
 REPEAT_OVER = {
-    "seed": "the seed",
-    "split": "the training/validation split",
-    "both": "the seed and the training/validation split",
+    RepeatOver.seed: "the seed",
+    RepeatOver.split: "the training/validation split",
+    RepeatOver.both: "the seed and the training/validation split",
 }
 
 
@@ -177,4 +178,4 @@ def repeat_over_sentence(repeat_over: str | None) -> str | None:
     """What the repeats varied, or ``None`` when not said."""
     if repeat_over is None:
         return None
-    return f"Repeats varied {REPEAT_OVER[repeat_over]}."
+    return f"Repeats varied {REPEAT_OVER[RepeatOver(repeat_over)]}."

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from capsweep.errors import CapsweepConfigError
 from capsweep.select.caveat import single_run_caveat
 from capsweep.select.explain import (
-    REPEAT_OVER,
     Recommendation,
     also_within_sentence,
     reason_sentence,
@@ -21,6 +20,8 @@ from capsweep.select.explain import (
 from capsweep.select.holdout import check_test_accuracy
 from capsweep.select.summaries import ConfigSummary, rank_key
 from capsweep.select.uncertainty import standard_error
+from capsweep.settings.choices import RepeatOver
+from capsweep.settings.validate import member
 
 
 def _check_number(key: str, value: float, *, minimum: float | None = None) -> float:
@@ -56,14 +57,14 @@ def _within_gap(pool: list[ConfigSummary], max_overfit_gap: float | None) -> lis
     )
 
 
-def _check_repeat_over(repeat_over: str | None) -> str | None:
-    if repeat_over is None or repeat_over in REPEAT_OVER:
-        return repeat_over
-    raise CapsweepConfigError(
+def _check_repeat_over(repeat_over: str | None) -> RepeatOver | None:
+    if repeat_over is None:
+        return None
+    return member(
         "repeat_over",
         repeat_over,
+        RepeatOver,
         "is not a kind of repeat",
-        choices=[*REPEAT_OVER, None],
         fix="say what the repeats varied, or leave it unset",
     )
 

@@ -1,12 +1,108 @@
-"""The names a setting may take, known without importing TensorFlow.
+"""The closed sets of names a setting may take, as Enums the schema types its fields with.
 
-The model and data builders read the same tables, so a name accepted here is one they
-can build, and the choices an error lists are the ones that exist.
+Hydra refuses a value outside a set when it composes the configuration ("Invalid value
+'x', expected one of [...]", naming the key); :func:`capsweep.settings.validate.check_settings`
+refuses it for code that builds settings directly. The model and data builders read the
+same tables, so a name accepted here is one they can build. Each is a ``StrEnum``: a
+member is its name as a string (``Optimizer.adam == "adam"``), in messages and logs alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Unit(StrEnum):
+    """What ``capacity.unfreeze`` counts."""
+
+    block = "block"  # the architecture's blocks, found from the layer graph
+    weighted_layer = "weighted_layer"  # only layers that hold weights
+    layer = "layer"  # raw Keras layers, weightless Add/Activation included
+
+
+class BackboneName(StrEnum):
+    """The backbones capsweep builds (``backbone.name``; one config file each in conf/backbone)."""
+
+    small_resnet = "small_resnet"
+    resnet50 = "resnet50"
+    resnet101 = "resnet101"
+    mobilenetv2 = "mobilenetv2"
+    efficientnetb0 = "efficientnetb0"
+    efficientnetb1 = "efficientnetb1"
+
+
+class DatasetName(StrEnum):
+    """The data sets capsweep loads (``data.name``; selected with ``data=<name>``)."""
+
+    digits = "digits"
+    image_folder = "image_folder"
+
+
+class Optimizer(StrEnum):
+    """``trainer.optimizer``: Keras optimizers by their Keras names."""
+
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"  # with momentum 0.9
+    rmsprop = "rmsprop"
+
+
+class Pooling(StrEnum):
+    """``head.pooling``: how the head turns the backbone's feature map into a vector."""
+
+    avg = "avg"
+    max = "max"
+
+
+class Activation(StrEnum):
+    """``head.activation``: Keras activation names a head's hidden layers may use."""
+
+    relu = "relu"
+    gelu = "gelu"
+    elu = "elu"
+    selu = "selu"
+    silu = "silu"
+    swish = "swish"
+    mish = "mish"
+    leaky_relu = "leaky_relu"
+    relu6 = "relu6"
+    softplus = "softplus"
+    tanh = "tanh"
+    sigmoid = "sigmoid"
+    linear = "linear"
+
+
+class Augmentation(StrEnum):
+    """``data.augment``: the random augmentations a trial may train with."""
+
+    flip = "flip"  # horizontal
+    # up to 10 % of the side each way (the member hides str.translate; nothing calls it)
+    translate = "translate"  # type: ignore[assignment]
+    rotation = "rotation"  # up to ±10 % of a turn
+
+
+class CacheDtype(StrEnum):
+    """``cache.dtype``: how cached features are stored."""
+
+    float32 = "float32"
+    float16 = "float16"  # half the size
+
+
+class MixedPrecision(StrEnum):
+    """``trainer.mixed_precision``: Keras dtype policies a trial's model may compute in."""
+
+    mixed_float16 = "mixed_float16"  # GPU only, with loss scaling
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class RepeatOver(StrEnum):
+    """``hydra.sweeper.repeat_over``: what the repeats of a configuration vary."""
+
+    both = "both"  # the training seed and the draw of the training/validation images
+    seed = "seed"
+    # data.split_seed, the test split staying (the member hides str.split; nothing calls it)
+    split = "split"  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -24,42 +120,17 @@ class BackboneSpec:
         return self.application is not None
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "small_resnet": BackboneSpec(None, "unit", 8),
-    "resnet50": BackboneSpec("ResNet50", "caffe", 32),
-    "resnet101": BackboneSpec("ResNet101", "caffe", 32),
-    "mobilenetv2": BackboneSpec("MobileNetV2", "tf", 32),
+BACKBONES: dict[BackboneName, BackboneSpec] = {
+    BackboneName.small_resnet: BackboneSpec(None, "unit", 8),
+    BackboneName.resnet50: BackboneSpec("ResNet50", "caffe", 32),
+    BackboneName.resnet101: BackboneSpec("ResNet101", "caffe", 32),
+    BackboneName.mobilenetv2: BackboneSpec("MobileNetV2", "tf", 32),
     # EfficientNet rescales and normalizes inside the application itself.
-    "efficientnetb0": BackboneSpec("EfficientNetB0", "none", 32),
-    "efficientnetb1": BackboneSpec("EfficientNetB1", "none", 32),
+    BackboneName.efficientnetb0: BackboneSpec("EfficientNetB0", "none", 32),
+    BackboneName.efficientnetb1: BackboneSpec("EfficientNetB1", "none", 32),
 }
-DATASETS = ("digits", "image_folder")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-POOLINGS = ("avg", "max")
-# Keras activation names a head's hidden layers may use.
-ACTIVATIONS = (
-    "relu",
-    "gelu",
-    "elu",
-    "selu",
-    "silu",
-    "swish",
-    "mish",
-    "leaky_relu",
-    "relu6",
-    "softplus",
-    "tanh",
-    "sigmoid",
-    "linear",
-)
-# data.augment: the random augmentations a trial may train with.
-AUGMENTATIONS = ("flip", "translate", "rotation")
-# cache.dtype: how cached features are stored.
-CACHE_DTYPES = ("float32", "float16")
 # backbone.weights values that are not file paths.
 SOURCE_WEIGHTS = "source"
 IMAGENET_WEIGHTS = "imagenet"
-# trainer.mixed_precision: Keras dtype policies a trial's model may compute in (null = float32).
-MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 # trainer.jit_compile: XLA on, off, or Keras' choice (on with a GPU, off on CPU-only machines).
 JIT_COMPILE = (True, False, "auto")

@@ -1,9 +1,11 @@
-"""The typed settings of capsweep: what every part receives once Hydra has composed them.
+"""The typed settings of capsweep, and every default value: what each part receives.
 
-Plain dataclasses, no Hydra: ``capsweep.hydra_settings`` registers them with Hydra's ConfigStore
-(so unknown keys and wrong types fail at compose time), and
-:func:`capsweep.settings.validate.check_settings` checks their values in one pass before
-TensorFlow or MLflow is imported.
+Plain dataclasses, no Hydra. They are the one home of every default: the YAML files in
+``conf/`` hold only what a group's option changes (``backbone=resnet50``), never a value
+repeated from here (``tests/test_defaults.py`` checks both ways). ``capsweep.hydra_settings``
+registers them with Hydra's ConfigStore, so unknown keys, wrong types and names outside an
+Enum fail at compose time, and :func:`capsweep.settings.validate.check_settings` checks
+their values in one pass before TensorFlow or MLflow is imported.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
-
-class Unit(Enum):
-    """What ``capacity.unfreeze`` counts from the end of the backbone."""
-
-    block = "block"  # the architecture's blocks, found from the layer graph
-    weighted_layer = "weighted_layer"  # only layers that hold weights
-    layer = "layer"  # raw Keras layers, weightless Add/Activation included
+from capsweep.settings.choices import (
+    Activation,
+    Augmentation,
+    BackboneName,
+    CacheDtype,
+    DatasetName,
+    MixedPrecision,
+    Optimizer,
+    Pooling,
+    Unit,
+)
 
 
 @dataclass
 class DataConfig:
-    name: str = "digits"
+    """The data; these defaults are the embedded digits task, and
+    ``conf/data/<name>.yaml`` sets what another data set changes."""
+
+    name: DatasetName = DatasetName.digits
     # image_folder: a directory with one sub-folder per class.
     path: str | None = None
     # Number of classes; inferred from the data when null. Set it to plan without data.
@@ -46,7 +55,7 @@ class DataConfig:
     # backbone and in training only: any of flip (horizontal), translate (up to 10 % of
     # the side each way), rotation (up to ±10 % of a turn). A trial with augmentation
     # trains on raw images every epoch (no feature cache).
-    augment: list[str] = field(default_factory=list)
+    augment: list[Augmentation] = field(default_factory=list)
 
 
 @dataclass
@@ -63,7 +72,10 @@ class PretrainConfig:
 
 @dataclass
 class BackboneConfig:
-    name: str = "small_resnet"
+    """The backbone; these defaults are the embedded default's small_resnet, and
+    ``conf/backbone/<name>.yaml`` sets what another backbone changes."""
+
+    name: BackboneName = BackboneName.small_resnet
     # imagenet | null (random init) | a weights file path | source (pretrain on data's
     # source classes, embedded default only).
     weights: str | None = "source"
@@ -79,6 +91,8 @@ class BackboneConfig:
 
 @dataclass
 class CapacityConfig:
+    """How much of the backbone trains: the last ``unfreeze`` units, counted in ``unit``s."""
+
     unfreeze: int = 1
     unit: Unit = Unit.block
     # Train BatchNorm layers of unfrozen units; false keeps them in inference mode.
@@ -89,21 +103,25 @@ class CapacityConfig:
 class HeadConfig:
     # Hidden Dense layers before the classifier; 0 = only the classifier.
     depth: int = 1
+    # Units of each hidden layer, its activation, and the dropout after it.
     width: int = 64
     dropout: float = 0.2
-    activation: str = "relu"
-    pooling: str = "avg"
+    activation: Activation = Activation.relu
+    # How the backbone's feature map becomes a vector: global average or max pooling.
+    pooling: Pooling = Pooling.avg
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 16
-    optimizer: str = "adam"
+    optimizer: Optimizer = Optimizer.adam
+    # Learning rate of the new head.
     learning_rate: float = 1e-2
-    # Learning rate of unfrozen backbone layers (usually lower than the head's).
+    # Learning rate of unfrozen backbone layers: pretrained, they learn slower than the head.
     backbone_learning_rate: float = 1e-3
-    # Early stopping on val_accuracy with best weights restored; null disables it.
+    # Stop when val_accuracy has not improved for this many epochs, best weights restored;
+    # null disables it.
     early_stopping_patience: int | None = 10
     seed: int = 0
     # Deterministic TensorFlow ops: the same seed gives the same result to the last bit,
@@ -113,16 +131,20 @@ class TrainerConfig:
     # null: 2 for a single run, 0 for sweep jobs (their epoch lines go to the job's log).
     verbose: int | None = None
     # Keras dtype policy the trial's model is built in: null = float32, mixed_bfloat16,
-    # mixed_float16 (GPU only; loss scaling on). The classifier stays float32.
-    mixed_precision: str | None = None
+    # mixed_float16 (GPU only; loss scaling on). The classifier stays float32. On 2 CPU
+    # cores with AVX512_BF16/AMX, bfloat16 was no faster (README): float32 stays the default.
+    mixed_precision: MixedPrecision | None = None
     # XLA for the train/evaluate steps: true, false, or auto (Keras: on with a GPU, off on
-    # a CPU-only machine). Any: a bool or the string "auto".
+    # a CPU-only machine). On those CPUs XLA was 3-8x slower per step and changed the
+    # results; with deterministic=true Keras turns it off. Any: a bool or the string "auto".
     jit_compile: Any = "auto"
 
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///outputs/mlflow.db"
+    # MLflow 3 refuses the plain file store: a SQLite file locally, or a tracking server
+    # (http://host:5000) backed by PostgreSQL for clusters.
+    uri: str = "sqlite:///${paths.outputs}/mlflow.db"
     experiment: str = "capsweep"
     # Log the learning-curve PNG and model summary as artifacts.
     log_artifacts: bool = True
@@ -145,7 +167,7 @@ class CacheConfig:
     # Size cap of the entries on disk; least recently used ones are removed beyond it.
     max_gb: float = 10.0
     # Storage type of the features: float32 | float16 (half the size).
-    dtype: str = "float32"
+    dtype: CacheDtype = CacheDtype.float32
     # Folder of the entries; null = <paths.outputs>/cache/features.
     dir: str | None = None
 

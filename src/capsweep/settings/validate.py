@@ -8,23 +8,25 @@ still before anything is recorded (:func:`capsweep.model.capacity.unfreeze_last`
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from capsweep.errors import CapsweepConfigError, require_count
 from capsweep.settings.choices import (
-    ACTIVATIONS,
-    AUGMENTATIONS,
     BACKBONES,
-    CACHE_DTYPES,
-    DATASETS,
     IMAGENET_WEIGHTS,
     JIT_COMPILE,
-    MIXED_PRECISIONS,
-    OPTIMIZERS,
-    POOLINGS,
     SOURCE_WEIGHTS,
+    Activation,
+    Augmentation,
+    BackboneName,
     BackboneSpec,
+    CacheDtype,
+    DatasetName,
+    MixedPrecision,
+    Optimizer,
+    Pooling,
 )
 from capsweep.settings.schema import (
     BackboneConfig,
@@ -36,6 +38,23 @@ from capsweep.settings.schema import (
     TrainerConfig,
 )
 from capsweep.settings.weights_file import check_weights_file
+
+Member = TypeVar("Member", bound=Enum)
+
+
+def member(
+    key: str, value: Any, kind: type[Member], problem: str, *, fix: str | None = None
+) -> Member:
+    """``value`` as a member of the Enum ``kind``, or raise naming ``key`` and the choices.
+
+    Hydra refuses such a value while composing; settings built in Python (tests, other
+    callers of the model) are checked here.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = [item.value for item in kind]
+        raise CapsweepConfigError(key, value, problem, choices=choices, fix=fix) from None
 
 
 def check_settings(settings: CapsweepConfig) -> None:
@@ -51,14 +70,13 @@ def check_settings(settings: CapsweepConfig) -> None:
 
 def check_cache(cache: CacheConfig) -> None:
     """Raise on feature-cache options that cannot work."""
-    if cache.dtype not in CACHE_DTYPES:
-        raise CapsweepConfigError(
-            "cache.dtype",
-            cache.dtype,
-            "is not a storage type of cached features",
-            choices=CACHE_DTYPES,
-            fix="float16 halves the size; float32 keeps the features exact",
-        )
+    member(
+        "cache.dtype",
+        cache.dtype,
+        CacheDtype,
+        "is not a storage type of cached features",
+        fix="float16 halves the size; float32 keeps the features exact",
+    )
     if isinstance(cache.max_gb, bool) or not cache.max_gb > 0:
         raise CapsweepConfigError(
             "cache.max_gb",
@@ -102,16 +120,14 @@ def check_tracking(tracking: TrackingConfig) -> None:
 
 def backbone_spec(name: str) -> BackboneSpec:
     """Look up a backbone by name, or raise naming the choices."""
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise CapsweepConfigError(
-            "backbone.name",
-            name,
-            "unknown backbone",
-            choices=sorted(BACKBONES),
-            fix="select one with backbone=<name>",
-        ) from None
+    known = member(
+        "backbone.name",
+        name,
+        BackboneName,
+        "unknown backbone",
+        fix="select one with backbone=<name>",
+    )
+    return BACKBONES[known]
 
 
 def check_input_size(name: str, input_size: Any) -> int:
@@ -134,7 +150,7 @@ def check_backbone(backbone: BackboneConfig, data: DataConfig) -> None:
         require_count(f"backbone.filters[{index}]", filters, minimum=1)
     require_count("backbone.blocks_per_stage", backbone.blocks_per_stage, minimum=1)
     if backbone.weights == SOURCE_WEIGHTS:
-        if data.name != "digits":
+        if data.name != DatasetName.digits:
             raise CapsweepConfigError(
                 "backbone.weights",
                 backbone.weights,
@@ -179,14 +195,9 @@ def check_weights(name: str, weights: str | None, *, allow_unsafe_h5: bool = Fal
 
 def check_data(data: DataConfig) -> None:
     """Raise on data options that are wrong before anything is loaded."""
-    if data.name not in DATASETS:
-        raise CapsweepConfigError(
-            "data.name",
-            data.name,
-            "unknown data set",
-            choices=DATASETS,
-            fix="select one with data=<name>",
-        )
+    member(
+        "data.name", data.name, DatasetName, "unknown data set", fix="select one with data=<name>"
+    )
     for key, fraction in (
         ("data.val_fraction", data.val_fraction),
         ("data.test_fraction", data.test_fraction),
@@ -203,22 +214,21 @@ def check_data(data: DataConfig) -> None:
     if data.num_classes is not None:
         require_count("data.num_classes", data.num_classes, minimum=2)
     for augmentation in data.augment:
-        if augmentation not in AUGMENTATIONS:
-            raise CapsweepConfigError(
-                "data.augment",
-                list(data.augment),
-                f"has unknown augmentation {augmentation!r}",
-                choices=AUGMENTATIONS,
-                fix="e.g. data.augment=[flip,translate]",
-            )
-    if data.name == "image_folder" and not data.path:
+        member(
+            "data.augment",
+            augmentation,
+            Augmentation,
+            "is not an augmentation",
+            fix="e.g. data.augment=[flip,translate]",
+        )
+    if data.name == DatasetName.image_folder and not data.path:
         raise CapsweepConfigError(
             "data.path",
             data.path,
             "image_folder needs a directory",
             fix="set data.path=/path/to/images (one sub-folder per class)",
         )
-    if data.name == "digits":
+    if data.name == DatasetName.digits:
         _check_digits(data)
 
 
@@ -249,20 +259,13 @@ def check_head(head: HeadConfig) -> None:
     require_count("head.width", head.width, minimum=1)
     if not 0.0 <= float(head.dropout) < 1.0:
         raise CapsweepConfigError("head.dropout", head.dropout, "must be in [0, 1)", fix="e.g. 0.2")
-    if head.pooling not in POOLINGS:
-        raise CapsweepConfigError("head.pooling", head.pooling, "unknown pooling", choices=POOLINGS)
-    if head.activation not in ACTIVATIONS:
-        raise CapsweepConfigError(
-            "head.activation", head.activation, "unknown activation", choices=ACTIVATIONS
-        )
+    member("head.pooling", head.pooling, Pooling, "unknown pooling")
+    member("head.activation", head.activation, Activation, "unknown activation")
 
 
 def check_optimizer(name: str, learning_rate: float) -> None:
     """Raise unless ``name`` is a known optimizer and ``learning_rate`` is positive."""
-    if name not in OPTIMIZERS:
-        raise CapsweepConfigError(
-            "trainer.optimizer", name, "unknown optimizer", choices=OPTIMIZERS
-        )
+    member("trainer.optimizer", name, Optimizer, "unknown optimizer")
     _require_positive("trainer.learning_rate", learning_rate)
 
 
@@ -288,12 +291,12 @@ def check_precision(trainer: TrainerConfig) -> None:
     (:func:`capsweep.train.precision.require_device_for`): a sweep's driver may run on a
     machine without one.
     """
-    if trainer.mixed_precision is not None and trainer.mixed_precision not in MIXED_PRECISIONS:
-        raise CapsweepConfigError(
+    if trainer.mixed_precision is not None:
+        member(
             "trainer.mixed_precision",
             trainer.mixed_precision,
+            MixedPrecision,
             "is not a mixed-precision policy",
-            choices=(*MIXED_PRECISIONS, None),
             fix="null trains in float32",
         )
     # A bool or the string "auto" (1 == True in Python: compare types, not values).

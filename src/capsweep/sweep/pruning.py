@@ -19,21 +19,11 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from capsweep.errors import CapsweepConfigError, StopTraining
+from capsweep.settings.validate import member
+from capsweep.sweep.choices import Pruner
 from capsweep.sweep.study import CURVE_ATTR, TRAINABLE_ATTR
 
 log = logging.getLogger(__name__)
-
-PRUNERS = (
-    "none",
-    "median",
-    "percentile",
-    "hyperband",
-    "successive_halving",
-    "threshold",
-    "wilcoxon",
-    "patient",
-    "dominance",
-)
 
 
 def is_dominated(
@@ -94,39 +84,36 @@ class DominancePruner(BasePruner):
         return is_dominated(curve[epoch], epoch, int(trainable), finished, margin=self.margin)
 
 
+PRUNERS: dict[Pruner, Any] = {
+    Pruner.median: optuna.pruners.MedianPruner,
+    Pruner.percentile: optuna.pruners.PercentilePruner,
+    Pruner.hyperband: optuna.pruners.HyperbandPruner,
+    Pruner.successive_halving: optuna.pruners.SuccessiveHalvingPruner,
+    Pruner.threshold: optuna.pruners.ThresholdPruner,
+    Pruner.wilcoxon: optuna.pruners.WilcoxonPruner,
+    Pruner.patient: optuna.pruners.PatientPruner,
+    Pruner.dominance: DominancePruner,
+}
+
+
 def make_pruner(name: str | None, options: Mapping[str, Any]) -> BasePruner | None:
     """Build a pruner by name, with keyword options; ``None`` for ``none``/null.
 
     Pass the result to Optuna through :func:`study_pruner`: Optuna itself falls back to a
     MedianPruner when given ``None``.
     """
-    if name in (None, "none"):
+    if name is None:
         return None
-    options = dict(options)
-    factories: dict[str, Any] = {
-        "median": optuna.pruners.MedianPruner,
-        "percentile": optuna.pruners.PercentilePruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "threshold": optuna.pruners.ThresholdPruner,
-        "wilcoxon": optuna.pruners.WilcoxonPruner,
-        "patient": optuna.pruners.PatientPruner,
-        "dominance": DominancePruner,
-    }
-    if name not in factories:
-        raise CapsweepConfigError(
-            "hydra.sweeper.pruner",
-            name,
-            "unknown pruner",
-            choices=PRUNERS,
-        )
+    kind = member("hydra.sweeper.pruner", name, Pruner, "unknown pruner")
+    if kind is Pruner.none:
+        return None
     try:
-        pruner: BasePruner = factories[name](**options)
+        pruner: BasePruner = PRUNERS[kind](**dict(options))
         return pruner
     except TypeError as error:
         raise CapsweepConfigError(
             "hydra.sweeper.pruner_options",
-            options,
+            dict(options),
             f"do not fit pruner {name} ({error})",
         ) from None
 

@@ -8,18 +8,20 @@ from typing import Any
 import optuna
 
 from capsweep.errors import CapsweepConfigError
+from capsweep.settings.validate import member
+from capsweep.sweep.choices import Sampler
 from capsweep.sweep.search_space import SearchSpace
 
-SAMPLERS: dict[str, Any] = {
-    "tpe": optuna.samplers.TPESampler,
-    "random": optuna.samplers.RandomSampler,
-    "nsga2": optuna.samplers.NSGAIISampler,
-    "nsga3": optuna.samplers.NSGAIIISampler,
-    "qmc": optuna.samplers.QMCSampler,
-    "cmaes": optuna.samplers.CmaEsSampler,
-    "bruteforce": optuna.samplers.BruteForceSampler,
-    "gp": optuna.samplers.GPSampler,
-    "grid": optuna.samplers.GridSampler,
+SAMPLERS: dict[Sampler, Any] = {
+    Sampler.tpe: optuna.samplers.TPESampler,
+    Sampler.random: optuna.samplers.RandomSampler,
+    Sampler.nsga2: optuna.samplers.NSGAIISampler,
+    Sampler.nsga3: optuna.samplers.NSGAIIISampler,
+    Sampler.qmc: optuna.samplers.QMCSampler,
+    Sampler.cmaes: optuna.samplers.CmaEsSampler,
+    Sampler.bruteforce: optuna.samplers.BruteForceSampler,
+    Sampler.gp: optuna.samplers.GPSampler,
+    Sampler.grid: optuna.samplers.GridSampler,
 }
 
 
@@ -27,14 +29,11 @@ def make_sampler(
     name: str, options: Mapping[str, Any], *, seed: int | None, space: SearchSpace
 ) -> optuna.samplers.BaseSampler:
     """Build an Optuna sampler by name, or raise naming the choices."""
-    if name not in SAMPLERS:
-        raise CapsweepConfigError(
-            "hydra.sweeper.sampler", name, "unknown sampler", choices=sorted(SAMPLERS)
-        )
+    kind = member("hydra.sweeper.sampler", name, Sampler, "unknown sampler")
     try:
-        if name == "grid":
+        if kind is Sampler.grid:
             return optuna.samplers.GridSampler(space.grid(), seed=seed, **options)
-        sampler: optuna.samplers.BaseSampler = SAMPLERS[name](seed=seed, **options)
+        sampler: optuna.samplers.BaseSampler = SAMPLERS[kind](seed=seed, **options)
         return sampler
     except TypeError as error:
         raise CapsweepConfigError(

@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import has_password, redact_url
+from capsweep.settings.choices import RepeatOver
+from capsweep.settings.validate import member
 from capsweep.sweep import study as studies
 from capsweep.sweep.job_settings import check_job_settings
 from capsweep.sweep.objectives import Objectives, parse_objectives
@@ -28,9 +30,6 @@ log = logging.getLogger(__name__)
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 DEFAULT_N_TRIALS = 20
-# What the k repeats of a configuration vary: the training seed, the draw of the
-# training/validation images (data.split_seed; the test split stays), or both.
-REPEAT_OVER = ("both", "seed", "split")
 
 
 @dataclass(frozen=True)
@@ -90,14 +89,12 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         space=space,
     )
     repeats = _at_least_one("repeats", options.get("repeats", 1))
-    repeat_over = str(options.get("repeat_over", "both"))
-    if repeat_over not in REPEAT_OVER:
-        raise CapsweepConfigError(
-            "hydra.sweeper.repeat_over",
-            repeat_over,
-            "is not what repeats vary",
-            choices=REPEAT_OVER,
-        )
+    repeat_over = member(
+        "hydra.sweeper.repeat_over",
+        options.get("repeat_over", RepeatOver.both),
+        RepeatOver,
+        "is not what repeats vary",
+    )
     _check_repeats_own_their_seeds(space, repeats, repeat_over)
     check_job_settings(config, space)
     default_trials = space.grid_size() if sampler_name == "grid" else DEFAULT_N_TRIALS

@@ -24,6 +24,7 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.model.backbones import build_configured_backbone, preprocessing_mode
 from capsweep.model.layers import ImagePreprocessing
 from capsweep.settings import BackboneConfig, DataConfig
+from capsweep.settings.choices import DatasetName
 from capsweep.train.fit import EpochLog
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def source_weights_path(backbone: BackboneConfig, data: DataConfig, outputs: str
 
 def ensure_source_weights(backbone: BackboneConfig, data: DataConfig, outputs: str) -> Path:
     """Return the path of source-pretrained weights, pretraining them first if needed."""
-    if data.name != "digits":
+    if data.name != DatasetName.digits:
         raise CapsweepConfigError(
             "backbone.weights",
             "source",

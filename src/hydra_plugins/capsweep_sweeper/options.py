@@ -1,4 +1,7 @@
-"""The sweeper's configuration, registered as ``hydra/sweeper=capsweep``."""
+"""The sweeper's configuration, registered as ``hydra/sweeper=capsweep``.
+
+Its defaults live here only: a file in ``sweeps/`` sets what its search changes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+
+from capsweep.settings.choices import RepeatOver
+from capsweep.sweep.choices import Pruner, Sampler
 
 
 @dataclass
@@ -17,8 +23,8 @@ class CapsweepSweeperConf:
     objectives: Any = "val_accuracy"
     # maximize | minimize, or a list of them (one per objective).
     direction: Any = "maximize"
-    # tpe | random | grid | nsga2 | nsga3 | qmc | cmaes | bruteforce (and their options).
-    sampler: str = "tpe"
+    # Optuna's sampler (a name of capsweep.sweep.choices.Sampler) and its options.
+    sampler: Sampler = Sampler.tpe
     # Keyword options of the sampler, e.g. {n_startup_trials: 5}.
     sampler_options: Any = None
     # Seed of the sampler (null: random).
@@ -33,10 +39,10 @@ class CapsweepSweeperConf:
     repeats: int = 1
     # What repeats vary: both (the seed and the training/validation draw: the honest
     # estimate of what a user would see again), seed, or split. The test split stays.
-    repeat_over: str = "both"
-    # none | median | percentile | hyperband | successive_halving | threshold | wilcoxon |
-    # dominance (the only one for several objectives), and its options.
-    pruner: str | None = None
+    repeat_over: RepeatOver = RepeatOver.both
+    # A name of capsweep.sweep.choices.Pruner (dominance is the only one for several
+    # objectives), or null for none, and its options.
+    pruner: Pruner | None = None
     # Keyword options of the pruner, e.g. {n_warmup_steps: 3} or {margin: 0.05}.
     pruner_options: Any = None
     # Optuna storage: a file path (journal file, safe for local processes) or a database
