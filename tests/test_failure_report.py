@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,66 @@ def test_capsweep_report_prints_the_unfinished_trials_with_their_reasons(
     for text in ("out of memory", "pruned at epoch 2", "worker died; re-queued as trial 5"):
         assert text in printed
     assert "KILLED" in printed and "PRUNED" in printed
+
+
+def test_capsweep_report_counts_the_studys_trials_by_state(
+    study_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from capsweep.cli.report import main
+
+    main(
+        [
+            "--out",
+            str(tmp_path / "report"),
+            f"hydra.sweeper.storage={study_path}",
+            "hydra.sweeper.study_name=capacity",
+            f"paths.outputs={tmp_path}",
+        ]
+    )
+
+    counts = Counter(t.state.name.lower() for t in load(study_path).get_trials())
+    first = capsys.readouterr().out.splitlines()[0]
+    total, _, states = (
+        first.rpartition(": ")[0].rpartition(": ")[2],
+        None,
+        first.rpartition(": ")[2],
+    )
+    assert total == f"{sum(counts.values())} trials"
+    assert sorted(states.split(", ")) == sorted(f"{n} {state}" for state, n in counts.items())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--tolerance", "-1", "--tolerance=-1.0: must be >= 0"),
+        ("--tolerance", "nan", "--tolerance=nan: must be a finite number"),
+        ("--max-overfit-gap", "inf", "--max-overfit-gap=inf: must be a finite number"),
+    ],
+)
+def test_capsweep_report_refuses_a_bad_pick_option_with_exit_2_writing_nothing(
+    study_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    expected: str,
+) -> None:
+    from capsweep.cli.report import main
+
+    out = tmp_path / "report"
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                option,
+                value,
+                "--out",
+                str(out),
+                f"hydra.sweeper.storage={study_path}",
+                "hydra.sweeper.study_name=capacity",
+                f"paths.outputs={tmp_path}",
+            ]
+        )
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(f"capsweep-report: error: {expected}")
+    assert not out.exists()

@@ -13,16 +13,16 @@ Works while the sweep is still running (finished trials only). Never imports Ten
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_dir
 from rich.console import Console
 
 from capsweep.errors import CapsweepConfigError
-from capsweep.hydra_settings import register_configs
-from capsweep.paths import CONF_DIR
+from capsweep.hydra_settings import compose_config
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -61,6 +61,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
+def check_pick_options(tolerance: float | None, max_overfit_gap: float | None) -> None:
+    """Refuse a tolerance or gap limit the pick rule cannot use, before any study is read."""
+    for key, value in (("--tolerance", tolerance), ("--max-overfit-gap", max_overfit_gap)):
+        if value is not None and not math.isfinite(value):
+            raise CapsweepConfigError(key, value, "must be a finite number", fix=f"e.g. {key} 0.02")
+    if tolerance is not None and tolerance < 0:
+        raise CapsweepConfigError(
+            "--tolerance",
+            tolerance,
+            "must be >= 0 (how far below the best val_accuracy still counts as good)",
+            fix="e.g. --tolerance 0.02, or leave it out for one standard error",
+        )
+
+
 def _report(options: argparse.Namespace) -> None:
     import optuna
 
@@ -68,9 +82,8 @@ def _report(options: argparse.Namespace) -> None:
     from capsweep.sweep import study as studies
     from capsweep.sweep.summary import SweepSummary, build_report
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=options.overrides, return_hydra_config=True)
+    check_pick_options(options.tolerance, options.max_overfit_gap)
+    cfg = compose_config(options.overrides, return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     study_name = str(sweeper.study_name)
     url = studies.storage_url(sweeper.storage, str(cfg.paths.outputs), study_name)
@@ -99,10 +112,7 @@ def _report(options: argparse.Namespace) -> None:
     else:
         report = build_report(study, directory, **pick)
     console = Console(width=160)
-    states: dict[str, int] = {}
-    for record in report.records:
-        states[record.state] = states.get(record.state, 0) + 1
-    console.print(f"Study {study_name!r} in {studies.redact(url)}: {states}")
+    console.print(f"Study {study_name!r} in {studies.redact(url)}: {trial_counts(study)}")
     if report.recommendation is None:
         if report.unfinished:
             console.print(unfinished_table(report.unfinished))
@@ -112,6 +122,15 @@ def _report(options: argparse.Namespace) -> None:
     if report.unfinished:
         console.print(unfinished_table(report.unfinished))
     console.print(f"Wrote {', '.join(str(p) for p in report.files.values())}")
+
+
+def trial_counts(study: Any) -> str:
+    """``8 trials: 7 complete, 1 fail`` — the study's trials by state (not its runs)."""
+    from capsweep.sweep import study as studies
+
+    counts = {state.name.lower(): count for state, count in studies.count_states(study).items()}
+    shown = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
+    return f"{sum(counts.values())} trials" + (f": {shown}" if shown else "")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from capsweep import tracking
+from capsweep.errors import CapsweepConfigError
 from capsweep.report import write_report
 from capsweep.select import Recommendation, TrialRecord, UnfinishedTrial, recommend, summarize
 from capsweep.signals import uninterrupted
@@ -50,6 +51,8 @@ def build_report(study: optuna.Study, directory: Path, **pick: Any) -> Report:
         pick.setdefault("repeat_over", repeats.get("over"))
     try:
         recommendation = recommend(summaries, **pick)
+    except CapsweepConfigError:
+        raise  # an option of the caller's (a negative tolerance): theirs to fix, not the data's
     except ValueError as error:
         return Report(records, summaries, None, {}, problem=str(error), unfinished=unfinished)
     files = write_report(directory, records, summaries, recommendation, unfinished=unfinished)
