@@ -200,19 +200,40 @@ def test_trial_keeps_its_store_and_artifacts_in_the_outputs_folder(recorded: Rec
 # failures
 
 
-def test_a_trial_whose_loss_diverges_raises_and_ends_failed(
+@pytest.mark.parametrize(
+    ("unfreeze", "suspects"),
+    [
+        ("0", ["trainer.learning_rate=1e+30 (the head's)"]),
+        (
+            "1",
+            [
+                "trainer.learning_rate=1e+30 (the head's)",
+                "trainer.backbone_learning_rate=1e+30 (the unfrozen backbone units')",
+            ],
+        ),
+    ],
+)
+def test_a_trial_whose_loss_diverges_raises_naming_the_rates_in_play_and_ends_failed(
     tiny_config: Callable[..., DictConfig],
     tracking_uri: str,
     runs_in: Callable[[str], list[Any]],
+    unfreeze: str,
+    suspects: list[str],
 ) -> None:
     from capsweep.cli.run import run_trial
     from capsweep.hydra_settings import load_settings
     from capsweep.train.fit import TrainingDiverged
 
     # Steps of 1e30 overflow the weights to inf within an epoch: the loss becomes NaN.
-    cfg = tiny_config("trainer.optimizer=sgd", "trainer.learning_rate=1e30")
+    cfg = tiny_config(
+        "trainer.optimizer=sgd",
+        "trainer.learning_rate=1e30",
+        "trainer.backbone_learning_rate=1e30",
+        f"capacity.unfreeze={unfreeze}",
+    )
 
-    with pytest.raises(TrainingDiverged, match=r"lower trainer\.learning_rate"):
+    with pytest.raises(TrainingDiverged) as raised:
         run_trial(load_settings(cfg))
 
+    assert str(raised.value).endswith("; lower " + " or ".join(suspects))
     assert [run.info.status for run in runs_in(tracking_uri)] == ["FAILED"]

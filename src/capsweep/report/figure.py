@@ -9,20 +9,16 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from capsweep.select import ConfigSummary, Recommendation, pareto_front, standard_error_or_none
+from capsweep.select import (
+    ConfigSummary,
+    Recommendation,
+    considered,
+    pareto_front,
+    standard_error_or_none,
+)
 
 ERROR_LABEL = "± one standard error"
 LEFT_OUT_LABEL = "left out: overfit_gap > {limit:g}"
-
-
-def considered(
-    summaries: Sequence[ConfigSummary], recommendation: Recommendation | None
-) -> list[ConfigSummary]:
-    """The configurations the recommendation chose from (all of them without one)."""
-    if recommendation is None or not recommendation.candidates:
-        return list(summaries)
-    keys = set(recommendation.candidates)
-    return [summary for summary in summaries if summary.key in keys]
 
 
 def pareto_figure(

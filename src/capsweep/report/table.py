@@ -11,8 +11,10 @@ from capsweep.select import (
     ConfigSummary,
     Recommendation,
     UnfinishedTrial,
+    accuracy_text,
+    considered,
     pareto_front,
-    standard_error_or_none,
+    rank_key,
 )
 
 RECOMMENDED_MARK = "★"
@@ -33,24 +35,12 @@ def _format(value: float | None, spec: str) -> str:
 
 
 def _marks(summaries: Sequence[ConfigSummary], recommendation: Recommendation | None) -> list[str]:
-    considered = (
-        [s for s in summaries if s.key in recommendation.candidates]
-        if recommendation and recommendation.candidates
-        else summaries
-    )
-    front = {summary.key for summary in pareto_front(considered)}
+    front = {summary.key for summary in pareto_front(considered(summaries, recommendation))}
     chosen = recommendation.chosen.key if recommendation else None
     return [
         (RECOMMENDED_MARK if s.key == chosen else "") + (PARETO_MARK if s.key in front else "")
         for s in summaries
     ]
-
-
-def accuracy_cell(summary: ConfigSummary) -> str:
-    """Mean val_accuracy ± its standard error (repeats, or the Wilson half-width)."""
-    error = standard_error_or_none(summary)
-    shown = f"{summary.val_accuracy:.3f}"
-    return shown if error is None else f"{shown} ± {error:.3f}"
 
 
 def count_cell(summary: ConfigSummary) -> str:
@@ -81,7 +71,7 @@ def trials_table(
         recommendation: What :func:`capsweep.select.recommend` returned, or ``None`` when
             there is none to mark.
     """
-    ranked = sorted(summaries, key=lambda s: (-s.val_accuracy, s.trainable_params, s.key))
+    ranked = sorted(summaries, key=rank_key)
     caption = (
         f"{RECOMMENDED_MARK} recommended  {PARETO_MARK} Pareto front  "
         "val_accuracy: mean ± one standard error (of the repeats; for one run, the Wilson "
@@ -103,7 +93,7 @@ def trials_table(
             mark,
             str(rank),
             summary.label,
-            accuracy_cell(summary),
+            accuracy_text(summary),
             count_cell(summary),
             _format(summary.test_accuracy, ".3f"),
             f"{summary.trainable_params:,.0f}",

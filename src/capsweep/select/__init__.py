@@ -4,7 +4,7 @@ Pure functions over a table of trial records: no TensorFlow, MLflow, Optuna or H
 file access, so a recommendation answers in a second on a laptop.
 """
 
-from capsweep.select.explain import Recommendation
+from capsweep.select.explain import Recommendation, accuracy_text, considered
 from capsweep.select.holdout import HoldoutCheck
 from capsweep.select.pareto import pareto_front
 from capsweep.select.rule import recommend
@@ -15,6 +15,7 @@ from capsweep.select.summaries import (
     UnfinishedTrial,
     config_key,
     params_label,
+    rank_key,
     summarize,
 )
 from capsweep.select.uncertainty import standard_error, standard_error_or_none, wilson_half_width
@@ -26,9 +27,12 @@ __all__ = [
     "Recommendation",
     "TrialRecord",
     "UnfinishedTrial",
+    "accuracy_text",
     "config_key",
+    "considered",
     "params_label",
     "pareto_front",
+    "rank_key",
     "recommend",
     "standard_error",
     "standard_error_or_none",

@@ -155,17 +155,28 @@ def reason_sentence(
     )
 
 
-def _accuracy(summary: ConfigSummary) -> str:
+def accuracy_text(summary: ConfigSummary) -> str:
+    """Mean val_accuracy ± its standard error (of the repeats, or the Wilson half-width)."""
     error = standard_error_or_none(summary)
     shown = f"{summary.val_accuracy:.3f}"
     return shown if error is None else f"{shown} ± {error:.3f}"
+
+
+def considered(
+    summaries: Sequence[ConfigSummary], recommendation: Recommendation | None
+) -> list[ConfigSummary]:
+    """The configurations the recommendation chose from (all of them without one)."""
+    if recommendation is None or not recommendation.candidates:
+        return list(summaries)
+    keys = set(recommendation.candidates)
+    return [summary for summary in summaries if summary.key in keys]
 
 
 def also_within_sentence(others: Sequence[ConfigSummary]) -> str | None:
     """The other configurations within the tolerance, at most three named, or ``None``."""
     if not others:
         return None
-    named = [f"{s.label} ({_accuracy(s)})" for s in others[:ALSO_WITHIN_NAMED]]
+    named = [f"{s.label} ({accuracy_text(s)})" for s in others[:ALSO_WITHIN_NAMED]]
     rest = len(others) - len(named)
     listed = "; ".join(named) + (f"; and {rest} more" if rest else "")
     return (

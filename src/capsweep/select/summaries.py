@@ -148,11 +148,6 @@ class ConfigSummary:
         runs = range(self.n_runs)
         return max(runs, key=lambda index: (self.val_accuracies[index], -index))
 
-    @property
-    def representative_trial(self) -> int:
-        """The trial number of the run with the highest val_accuracy."""
-        return self.trial_numbers[self.representative]
-
     def trials(self) -> list[dict[str, Any]]:
         """Each completed run: trial number, repeat, run id, val_accuracy, seeds, sample."""
         return [

@@ -399,8 +399,6 @@ class SweepLoop:
         names = self.plan.objectives.names
         values = [statistics.fmean(float(o["metrics"][name]) for o in outcomes) for name in names]
         accuracies = [float(o["metrics"]["val_accuracy"]) for o in outcomes]
-        if len(outcomes) > 1:
-            trial.set_user_attr("capsweep.val_accuracy_std", statistics.stdev(accuracies))
         tell(study, trial, values=values)
         line.state, line.val_accuracies = "COMPLETE", accuracies
         line.trainable_params = float(outcomes[0]["metrics"]["trainable_params"])

@@ -266,7 +266,9 @@ def fit_and_evaluate(
     if any(not math.isfinite(loss) for loss in losses):
         raise TrainingDiverged(
             f"the loss became {losses[-1]} at epoch {len(losses)}; lower "
-            f"trainer.learning_rate={trainer.learning_rate}"
+            + divergence_suspects(
+                trainer, backbone_trains=bool(transfer.backbone.trainable_variables)
+            )
         )
     started = time.perf_counter()
     accuracy = {
@@ -305,6 +307,17 @@ def fit_and_evaluate(
             "compile_seconds": compile_seconds,
         },
     )
+
+
+def divergence_suspects(trainer: TrainerConfig, *, backbone_trains: bool) -> str:
+    """The learning rates that drove the training that diverged, as settings to lower."""
+    rates = [f"trainer.learning_rate={trainer.learning_rate:g} (the head's)"]
+    if backbone_trains:
+        rates.append(
+            f"trainer.backbone_learning_rate={trainer.backbone_learning_rate:g} "
+            "(the unfrozen backbone units')"
+        )
+    return " or ".join(rates)
 
 
 def _accuracy(model: keras.Model, features: Any, split: Split) -> float:
