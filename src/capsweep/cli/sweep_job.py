@@ -12,12 +12,15 @@ import os
 import time
 from typing import Any
 
+import optuna
+
 from capsweep.cli.run import run_trial
 from capsweep.model.capacity import CapacityReport
-from capsweep.settings import CapsweepConfig
+from capsweep.settings import CapsweepConfig, TrialContext
 from capsweep.sweep.devices import VISIBLE
 from capsweep.sweep.pruning import EpochReporter, make_pruner, study_pruner
 from capsweep.sweep.study import RUN_ID_ATTR, open_storage, owner_tag, trial_handle
+from capsweep.sweep.tuning import CONFIGURATION_ATTR, SEARCH
 
 
 def quiet_console() -> None:
@@ -29,6 +32,33 @@ def quiet_console() -> None:
     for handler in logging.getLogger().handlers:
         if not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
+
+
+def job_tags(context: TrialContext, trial: optuna.Trial) -> dict[str, Any]:
+    """The MLflow tags that place a job's run in its sweep: study, trial, repeat, params.
+
+    A job of a tuned configuration belongs to the configuration's own study; its tags
+    name the sweep's study and trial, whether it tried a candidate (``capsweep.tuning``
+    search, with ``capsweep.candidate``) or confirmed one (confirm), and the
+    configuration's params beside its own nuisance values.
+    """
+    if context.sweep_study is None:
+        return {
+            "capsweep.study": context.study_name,
+            "capsweep.trial_number": context.number,
+            "capsweep.repeat": context.repeat,
+            **{f"capsweep.param.{name}": value for name, value in trial.params.items()},
+        }
+    configuration = trial.study.user_attrs.get(CONFIGURATION_ATTR) or {}
+    params = {**(configuration.get("params") or {}), **trial.params}
+    return {
+        "capsweep.study": context.sweep_study,
+        "capsweep.trial_number": context.configuration,
+        "capsweep.repeat": context.repeat,
+        "capsweep.tuning": context.role,
+        **({"capsweep.candidate": context.number} if context.role == SEARCH else {}),
+        **{f"capsweep.param.{name}": value for name, value in params.items()},
+    }
 
 
 def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
@@ -57,32 +87,30 @@ def run_sweep_job(settings: CapsweepConfig) -> dict[str, Any]:
         report=context.repeat == 0 and pruner is not None,
     )
 
+    # A tuning job's trial (in its configuration's study) holds this one run; a repeat of a
+    # sweep's trial is one of the trial's runs.
+    slot = 0 if context.sweep_study is not None else context.repeat
+
     def created(run_id: str) -> None:
         # Recorded before anything else: a worker killed from here on leaves a run that
         # the study's recovery can end.
-        trial.set_user_attr(RUN_ID_ATTR.format(repeat=context.repeat), run_id)
+        trial.set_user_attr(RUN_ID_ATTR.format(repeat=slot), run_id)
 
     def started(run_id: str, report: CapacityReport) -> None:
         # Which process trained it, where, and on which GPU (CUDA_VISIBLE_DEVICES).
         trial.set_user_attr(
-            f"capsweep.worker.{context.repeat}",
+            f"capsweep.worker.{slot}",
             {**owner_tag(), "cuda_visible_devices": os.environ.get(VISIBLE)},
         )
         reporter.started(report.trainable_params)
 
-    tags = {
-        "capsweep.study": context.study_name,
-        "capsweep.trial_number": context.number,
-        "capsweep.repeat": context.repeat,
-        **{f"capsweep.param.{name}": value for name, value in trial.params.items()},
-    }
     started_at = time.perf_counter()
     outcome = run_trial(
         settings,
         parent_run_id=context.parent_run_id,
         listeners=[reporter],
-        extra_tags=tags,
-        run_name=f"trial-{context.number}" + (f"-r{context.repeat}" if context.repeat else ""),
+        extra_tags=job_tags(context, trial),
+        run_name=context.job_name,
         on_run_created=created,
         on_started=started,
     )

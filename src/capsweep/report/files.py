@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from capsweep.report.figure import pareto_figure
+from capsweep.report.tuning_figures import axis_figure, isolation_figure
 from capsweep.select import ConfigSummary, Recommendation, TrialRecord, UnfinishedTrial
+from capsweep.select.nuisance import NuisanceRange
 
 _RECORD_COLUMNS = ["number", "state", "repeat", "run_id"]
 
@@ -74,30 +77,39 @@ def write_report(
     recommendation: Recommendation,
     *,
     unfinished: Sequence[UnfinishedTrial] = (),
+    ranges: Mapping[str, NuisanceRange] | None = None,
 ) -> dict[str, Path]:
     """Write ``trials.csv``, ``pareto.png``, ``recommendation.json`` and ``unfinished.csv``
-    (the failed, pruned and killed trials with their reasons) into ``directory``.
+    (the failed, pruned and killed trials with their reasons) into ``directory``; for a
+    sweep that tuned nuisance hyperparameters (``ranges``), also ``isolation.png`` and an
+    ``axis_<key>.png`` per hyperparameter.
 
     Everything is rendered before the first file is written; each file appears whole or
     not at all.
 
     Returns:
-        The paths by name: ``trials``, ``pareto``, ``recommendation``, ``unfinished``.
+        The paths by name: ``trials``, ``pareto``, ``recommendation``, ``unfinished``,
+        and ``isolation`` and ``axis:<key>`` with tuning.
     """
     folder = Path(directory)
     frame = records_frame(records)
     failures = unfinished_frame(unfinished)
     text = json.dumps(recommendation.as_dict(), indent=2, allow_nan=False) + "\n"
-    figure = pareto_figure(summaries, recommendation)
+    figures = {"pareto": pareto_figure(summaries, recommendation)}
+    if ranges:
+        figures["isolation"] = isolation_figure(summaries, recommendation)
+        for key, searched in ranges.items():
+            figures[f"axis:{key}"] = axis_figure(summaries, key, searched)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "trials": folder / "trials.csv",
-        "pareto": folder / "pareto.png",
         "recommendation": folder / "recommendation.json",
         "unfinished": folder / "unfinished.csv",
+        **{name: folder / f"{name.replace(':', '_')}.png" for name in figures},
     }
     _write_atomically(paths["trials"], lambda path: frame.to_csv(path, index=False))
-    _write_atomically(paths["pareto"], lambda path: figure.savefig(path, format="png", dpi=120))
+    for name, figure in figures.items():
+        _write_atomically(paths[name], partial(figure.savefig, format="png", dpi=120))
     _write_atomically(paths["recommendation"], lambda path: path.write_text(text, "utf-8"))
     _write_atomically(paths["unfinished"], lambda path: failures.to_csv(path, index=False))
     return paths

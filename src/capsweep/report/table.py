@@ -13,6 +13,7 @@ from capsweep.select import (
     UnfinishedTrial,
     accuracy_text,
     considered,
+    params_label,
     pareto_front,
     rank_key,
 )
@@ -41,6 +42,16 @@ def _marks(summaries: Sequence[ConfigSummary], recommendation: Recommendation | 
         (RECOMMENDED_MARK if s.key == chosen else "") + (PARETO_MARK if s.key in front else "")
         for s in summaries
     ]
+
+
+def tuning_cell(summary: ConfigSummary) -> str:
+    """The nuisance values a configuration was compared at, and how many were tried."""
+    tuning = summary.tuning
+    if tuning is None:
+        return "-"
+    if not tuning.chosen:
+        return "nothing to tune"
+    return f"{params_label(tuning.chosen)} ({tuning.tried})"
 
 
 def count_cell(summary: ConfigSummary) -> str:
@@ -77,12 +88,17 @@ def trials_table(
         "val_accuracy: mean ± one standard error (of the repeats; for one run, the Wilson "
         "half-width); n: independent repeats"
     )
+    tuned = any(summary.tuning is not None for summary in summaries)
+    if tuned:
+        caption += "; tuned: the nuisance values each was compared at (candidates tried)"
     if recommendation is not None:
         caption += "\n" + recommendation.reason
     table = Table(title="capsweep configurations", caption=caption, caption_justify="left")
     table.add_column("", no_wrap=True)
     table.add_column("rank", justify="right")
     table.add_column("params")
+    if tuned:
+        table.add_column("tuned")
     for name in COLUMNS:
         table.add_column(name, justify="left" if name == "state" else "right")
     chosen = recommendation.chosen.key if recommendation else None
@@ -93,6 +109,7 @@ def trials_table(
             mark,
             str(rank),
             summary.label,
+            *([tuning_cell(summary)] if tuned else []),
             accuracy_text(summary),
             count_cell(summary),
             _format(summary.test_accuracy, ".3f"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from capsweep.select.holdout import HoldoutCheck
-from capsweep.select.summaries import ConfigSummary
+from capsweep.select.nuisance import AtEdge
+from capsweep.select.summaries import ConfigSummary, params_label
 from capsweep.select.uncertainty import standard_error_or_none
 from capsweep.settings.choices import RepeatOver
 
@@ -44,6 +45,9 @@ class Recommendation:
         test_accuracy_check: The pick's test accuracy against the best's.
         repeat_over: What the repeats varied: ``"seed"``, ``"split"``, ``"both"`` or
             ``None`` (not said).
+        at_edges: The configurations whose chosen nuisance value lies at an edge of its
+            search range.
+        fixed: The training hyperparameters held fixed for every configuration.
     """
 
     chosen: ConfigSummary
@@ -58,6 +62,8 @@ class Recommendation:
     caveat: str | None = None
     test_accuracy_check: HoldoutCheck | None = None
     repeat_over: str | None = None
+    at_edges: tuple[AtEdge, ...] = ()
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serializable account of the recommendation."""
@@ -74,6 +80,11 @@ class Recommendation:
             "caveat": self.caveat,
             "test_accuracy_check": None if check is None else _plain(check.as_dict()),
             "repeat_over": self.repeat_over,
+            "at_edges": [
+                {"params": _plain(e.summary.params), "key": e.key, "value": e.value, "side": e.side}
+                for e in self.at_edges
+            ],
+            "fixed": _plain(self.fixed),
             "reason": self.reason,
         }
 
@@ -89,6 +100,22 @@ def _configuration(summary: ConfigSummary) -> dict[str, Any]:
         "params": _plain(summary.params),
         "metrics": _plain({**summary.metrics(), "standard_error": standard_error_or_none(summary)}),
         "other_states": dict(summary.other_states),
+        "tuning": _tuning(summary),
+    }
+
+
+def _tuning(summary: ConfigSummary) -> dict[str, Any] | None:
+    tuning = summary.tuning
+    if tuning is None:
+        return None
+    return {
+        "chosen": _plain(tuning.chosen),
+        "tried": tuning.tried,
+        "selection_val_accuracy": tuning.selection,
+        "candidates": [
+            {"values": _plain(c.values), "state": c.state, "val_accuracy": c.val_accuracy}
+            for c in tuning.candidates
+        ],
     }
 
 
@@ -128,6 +155,24 @@ def ratio(larger: float, smaller: float) -> str:
     ratio = larger / smaller
     digits = 0 if ratio >= 10 else 1 if ratio >= 1.1 else 2
     return f"{ratio:.{digits}f}{TIMES}"
+
+
+def tuned_sentence(chosen: ConfigSummary, best: ConfigSummary) -> str | None:
+    """At which tuned values the pick and the best were compared, or ``None`` untuned."""
+    parts = []
+    for role, summary in (("the pick", chosen), ("the best", best)):
+        tuning = summary.tuning
+        if tuning is None or (role == "the best" and best.key == chosen.key):
+            continue
+        values = params_label(tuning.chosen) if tuning.chosen else "nothing to tune"
+        parts.append(f"{role} at {values} (best of {tuning.tried} tried)")
+    if not parts:
+        return None
+    return (
+        "Each configuration was compared at its own tuned values, confirmed on fresh seeds: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def reason_sentence(

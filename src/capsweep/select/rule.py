@@ -7,7 +7,8 @@ or study library, so a report answers in a second on a laptop.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.select.caveat import single_run_caveat
@@ -16,8 +17,10 @@ from capsweep.select.explain import (
     also_within_sentence,
     reason_sentence,
     repeat_over_sentence,
+    tuned_sentence,
 )
 from capsweep.select.holdout import check_test_accuracy
+from capsweep.select.nuisance import NuisanceRange, at_edges, edge_sentence, fixed_sentence
 from capsweep.select.summaries import ConfigSummary, rank_key
 from capsweep.select.uncertainty import standard_error
 from capsweep.settings.choices import RepeatOver
@@ -107,6 +110,8 @@ def recommend(
     tolerance: float | None = None,
     max_overfit_gap: float | None = None,
     repeat_over: str | None = None,
+    ranges: Mapping[str, NuisanceRange] | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> Recommendation:
     """Recommend the configuration with the fewest trainable params that performs well.
 
@@ -128,6 +133,11 @@ def recommend(
         max_overfit_gap: Drop configurations whose train - val accuracy gap exceeds this.
         repeat_over: What the repeats varied: ``"seed"``, ``"split"`` or ``"both"``;
             ``None`` says nothing about it.
+        ranges: The search range of each nuisance hyperparameter tuned inside the
+            configurations: a chosen value at an edge of its range is named, with the
+            way to widen it.
+        fixed: The training hyperparameters neither compared nor tuned, with their
+            values: named as the comparison's caveats.
 
     Raises:
         ValueError: No completed configuration, none passes ``max_overfit_gap``, a
@@ -161,12 +171,16 @@ def recommend(
     )
     caveat = single_run_caveat(chosen, best, pool, over)
     check = check_test_accuracy(chosen, best, used)
+    edges = tuple(at_edges(pool, ranges or {}))
     sentences = [
         reason_sentence(chosen, best, used, measure),
+        tuned_sentence(chosen, best),
         also_within_sentence(also_within),
         repeat_over_sentence(over),
         caveat,
         check.sentence(),
+        edge_sentence(edges, ranges or {}),
+        fixed_sentence(fixed or {}),
     ]
     return Recommendation(
         chosen=chosen,
@@ -181,4 +195,6 @@ def recommend(
         caveat=caveat,
         test_accuracy_check=check,
         repeat_over=over,
+        at_edges=edges,
+        fixed=dict(fixed or {}),
     )

@@ -22,6 +22,41 @@ _MEAN_METRICS = ("overfit_gap", "fit_seconds", "test_accuracy", "train_accuracy"
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One nuisance candidate a configuration tried: its values, how it ended, its score.
+
+    Args:
+        values: The nuisance values (``{"trainer.backbone_learning_rate": 3e-4}``).
+        state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+        val_accuracy: Its val_accuracy (a pruned one's at its last reported epoch), or
+            ``None`` when it has none.
+    """
+
+    values: Mapping[str, Any]
+    state: str
+    val_accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a configuration's nuisance hyperparameters were tuned before it was compared.
+
+    Args:
+        chosen: The values its confirmations trained with (empty when nothing was tuned:
+            no nuisance key has an effect in it).
+        tried: How many candidates were tried.
+        candidates: Each one tried.
+        selection: The chosen candidate's own val_accuracy, from the run that selected it
+            (biased upward: the best of several noisy runs; not part of the score).
+    """
+
+    chosen: Mapping[str, Any]
+    tried: int
+    candidates: tuple[Candidate, ...] = ()
+    selection: float | None = None
+
+
+@dataclass(frozen=True)
 class TrialRecord:
     """One Optuna trial as the report sees it.
 
@@ -35,6 +70,7 @@ class TrialRecord:
         run_id: The MLflow run that recorded the trial.
         seed: The training seed this repeat used, ``None`` when not recorded.
         split_seed: The seed of the training/validation split, ``None`` when not recorded.
+        tuning: How the trial's configuration was tuned, ``None`` without nuisance tuning.
     """
 
     number: int
@@ -45,6 +81,7 @@ class TrialRecord:
     run_id: str | None = None
     seed: int | None = None
     split_seed: int | None = None
+    tuning: Tuning | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +132,8 @@ class ConfigSummary:
     ``val_accuracy_std`` is their sample standard deviation (ddof=1), ``None`` for one
     independent repeat. A mean is ``None`` when no run recorded that metric.
     ``other_states`` counts the configuration's trials that did not complete, by state
-    (``{"PRUNED": 2}``); a trial of several repeats counts once.
+    (``{"PRUNED": 2}``); a trial of several repeats counts once. ``tuning`` says how its
+    nuisance hyperparameters were tuned (its latest trial's), ``None`` without tuning.
     """
 
     key: str
@@ -116,6 +154,7 @@ class ConfigSummary:
     split_seeds: tuple[int | None, ...] = ()
     samples: tuple[int, ...] = ()
     other_states: Mapping[str, int] = field(default_factory=dict)
+    tuning: Tuning | None = None
 
     @property
     def n(self) -> int:
@@ -194,7 +233,7 @@ def params_label(params: Mapping[str, Any]) -> str:
     for name in sorted(params):
         shown = name if short[name] in clashes else short[name]
         value = params[name]
-        parts.append(f"{shown}={value:g}" if isinstance(value, float) else f"{shown}={value}")
+        parts.append(f"{shown}={value:.3g}" if isinstance(value, float) else f"{shown}={value}")
     return ", ".join(parts)
 
 
@@ -270,6 +309,7 @@ def _summary(key: str, group: list[TrialRecord], other_states: Mapping[str, int]
         split_seeds=tuple(record.split_seed for record in group),
         samples=tuple(sample_of[id(record)] for record in group),
         other_states=dict(other_states),
+        tuning=next((r.tuning for r in reversed(group) if r.tuning is not None), None),
     )
 
 

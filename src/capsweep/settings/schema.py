@@ -191,6 +191,14 @@ class TrialContext:
     parent_run_id: str | None = None
     # GPU ids a local worker process may claim one of (hydra.sweeper.gpus).
     gpus: list[int] | None = None
+    # With nuisance tuning, ``study_name`` and ``number`` name a configuration's own study
+    # and trial; these name the sweep's study and its trial (the configuration), and
+    # whether the job tries a candidate (search) or confirms the chosen one (confirm).
+    sweep_study: str | None = None
+    configuration: int | None = None
+    role: str | None = None
+    # The job's folder under the sweep's (hydra.sweep.subdir).
+    job_name: str = "job"
 
     def as_overrides(self) -> list[str]:
         """This context as the Hydra overrides that hand it to a job (``trial.number=3``, ...).
@@ -208,6 +216,10 @@ class TrialContext:
             f"trial.multi_objective={_override(self.multi_objective)}",
             f"trial.parent_run_id={_override(self.parent_run_id)}",
             f"trial.gpus={_override(self.gpus)}",
+            f"trial.sweep_study={_override(self.sweep_study)}",
+            f"trial.configuration={_override(self.configuration)}",
+            f"trial.role={_override(self.role)}",
+            f"trial.job_name={_override(self.job_name)}",
         ]
 
 

@@ -8,6 +8,7 @@ range's ends), and the result goes through the same checks as a single run's set
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -16,7 +17,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.hydra_settings import settings_from
-from capsweep.settings import check_settings
+from capsweep.settings import CapsweepConfig, check_settings
 from capsweep.sweep.search_space import SearchSpace
 
 
@@ -26,18 +27,43 @@ def check_job_settings(config: DictConfig, space: SearchSpace) -> None:
     Config groups (``backbone=choice(...)``) are left to the jobs: their options compose
     whole configs, which the shipped configs' own tests cover.
     """
-    groups = set(config.hydra.runtime.choices.keys())
-    base = config.copy()
-    with open_dict(base):
-        del base["hydra"]
-    for name, value in space.fixed_values.items():
-        _apply(base, name, value, groups)
+    groups = _groups(config)
+    base = _base(config, space, groups)
     check_settings(settings_from(base))
     for name, distribution in space.distributions.items():
         for value in _probe_values(distribution):
             probe = base.copy()
             if _apply(probe, name, value, groups):
                 check_settings(settings_from(probe))
+
+
+def configuration_settings(
+    config: DictConfig, space: SearchSpace, params: Mapping[str, Any]
+) -> CapsweepConfig:
+    """The settings a job of the configuration ``params`` trains with (unchecked).
+
+    Config groups among ``params`` are left out (they compose whole configs); plain keys
+    are applied as the job's overrides would.
+    """
+    groups = _groups(config)
+    settings = _base(config, space, groups)
+    for name, value in params.items():
+        _apply(settings, name, value, groups)
+    return settings_from(settings)
+
+
+def _groups(config: DictConfig) -> set[str]:
+    return set(config.hydra.runtime.choices.keys())
+
+
+def _base(config: DictConfig, space: SearchSpace, groups: set[str]) -> DictConfig:
+    """The job's configuration without Hydra's node, the sweep's fixed values applied."""
+    base = config.copy()
+    with open_dict(base):
+        del base["hydra"]
+    for name, value in space.fixed_values.items():
+        _apply(base, name, value, groups)
+    return base
 
 
 def _probe_values(distribution: BaseDistribution) -> list[Any]:

@@ -37,8 +37,9 @@ from capsweep.settings import TrialContext
 from capsweep.signals import JobTerminated, uninterrupted
 from capsweep.sweep import launching
 from capsweep.sweep import study as studies
+from capsweep.sweep.job_settings import configuration_settings
 from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
-from capsweep.sweep.progress import SweepProgress, TrialLine
+from capsweep.sweep.progress import SweepProgress, TrialLine, job_line
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
 from capsweep.sweep.samplers import make_sampler
@@ -46,8 +47,24 @@ from capsweep.sweep.search_space import grid_choices, override_value
 from capsweep.sweep.study import tell
 from capsweep.sweep.summary import Report, SweepSummary
 from capsweep.sweep.sweep_plan import SweepPlan, repeated_seeds
+from capsweep.sweep.tuning import (
+    CHOSEN_ATTR,
+    SEARCH,
+    TRIED_ATTR,
+    ConfigurationTuning,
+    TuningJob,
+    confirmation_values,
+)
 
 log = logging.getLogger(__name__)
+
+# What a tuned configuration's trial takes from each confirmation (written for repeat 0).
+CONFIRMATION_ATTRS = (
+    studies.METRICS_ATTR,
+    studies.RUN_ID_ATTR,
+    studies.SEED_ATTR,
+    studies.SPLIT_SEED_ATTR,
+)
 
 
 class SweepLoop:
@@ -86,6 +103,8 @@ class SweepLoop:
             space_signature=plan.space.signature(),
             space_description=plan.space.describe(),
             repeats={"repeats": plan.repeats, "over": plan.repeat_over},
+            nuisance=plan.nuisance.description() if plan.nuisance else None,
+            fixed=plan.fixed,
             sampler=plan.sampler,
             pruner=study_pruner(plan.pruner),
         )
@@ -177,8 +196,11 @@ class SweepLoop:
             # (and until each is told: a late mark would let another worker fail it meanwhile)
             try:
                 with heartbeat(self.storage, ids, interval=beat_interval(plan.stale_after_seconds)):
-                    returns = self._launch(trials, context)
-                    told = [self._tell(study, trial, returns[trial.number]) for trial in trials]
+                    if plan.nuisance is None:
+                        returns = self._launch(trials, context)
+                        told = [self._tell(study, trial, returns[trial.number]) for trial in trials]
+                    else:
+                        told = self._tune(study, trials, context, progress)
             except BaseException as error:  # a signal, preemption, a crash: nothing is lost
                 self._give_back(study, trials, error)
                 raise
@@ -195,6 +217,129 @@ class SweepLoop:
                 summarized = time.monotonic()
             self._check_failure_budget(failures, failures_in_a_row)
         return results
+
+    def _tune(
+        self,
+        study: optuna.Study,
+        trials: Sequence[optuna.Trial],
+        context: TrialContext,
+        progress: SweepProgress,
+    ) -> list[tuple[dict[str, Any], TrialLine]]:
+        """Tune and confirm each configuration of ``trials``; tell the study their scores.
+
+        Every round launches what each configuration needs next (its candidates, then its
+        chosen candidate's confirmations, then anything queued again) as one batch.
+        """
+        tunings = [self._tuning(study, trial) for trial in trials]
+        try:
+            while True:
+                jobs = [job for tuning in tunings for job in tuning.next_jobs()]
+                if not jobs:
+                    break
+                overrides = [self._tuning_overrides(job, context) for job in jobs]
+                returns = launching.launch(self.launcher, overrides, self.job_index)
+                self.job_index += len(returns)
+                for job, result in zip(jobs, returns, strict=True):
+                    progress.say(job_line(job.tuning.record(job, result), self.plan.nuisance))
+        except BaseException as error:
+            with uninterrupted():
+                for tuning in tunings:
+                    tuning.give_back(error)
+            raise
+        return [self._tell_tuned(study, tuning) for tuning in tunings]
+
+    def _tuning(self, study: optuna.Study, trial: optuna.Trial) -> ConfigurationTuning:
+        plan = self.plan
+        assert plan.nuisance is not None
+        settings = configuration_settings(self.config, plan.space, trial.params)
+        return ConfigurationTuning(
+            storage=self.storage,
+            sweep_study=study,
+            sweep_trial=trial,
+            plan=plan.nuisance,
+            effective=plan.nuisance.effective(settings),
+            repeats=plan.repeats,
+            seed=plan.seed,
+            pruner=plan.pruner,
+            tracking_uri=self.tracking_uri,
+            secrets=(self.tracking_uri, plan.storage_url),
+        )
+
+    def _tuning_overrides(self, job: TuningJob, context: TrialContext) -> list[str]:
+        """A candidate trains with the base seeds, a confirmation with fresh ones."""
+        plan = self.plan
+        sweep_trial = job.tuning.sweep_trial
+        seed, split_seed = repeat_seeds(
+            plan.repeat_over,
+            0 if job.role == SEARCH else job.repeat + 1,
+            **self._base_seeds(sweep_trial),
+        )
+        job.trial.set_user_attr(studies.SEED_ATTR.format(repeat=0), seed)
+        job.trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=0), split_seed)
+        job_context = dataclasses.replace(
+            context,
+            number=job.trial.number,
+            repeat=job.repeat,
+            study_name=job.tuning.name,
+            sweep_study=plan.study_name,
+            configuration=sweep_trial.number,
+            role=job.role,
+            # A configuration's study has one objective, val_accuracy, whatever the sweep's.
+            multi_objective=False,
+            pruner=plan.pruner_name if job.role == SEARCH else None,
+            job_name=job.job_name,
+        )
+        return [
+            *self._cache_cuts(),
+            *(f"{name}={value}" for name, value in plan.space.fixed.items()),
+            *(f"{name}={override_value(value)}" for name, value in sweep_trial.params.items()),
+            *(f"{name}={override_value(value)}" for name, value in job.values.items()),
+            f"trainer.seed={seed}",
+            f"data.split_seed={split_seed}",
+            *job_context.as_overrides(),
+        ]
+
+    def _base_seeds(self, trial: optuna.Trial) -> dict[str, int]:
+        """The seeds a trial's configuration starts from: swept, or the configuration's."""
+        return {
+            "seed": int(trial.params.get("trainer.seed", self.config.trainer.seed)),
+            "split_seed": int(trial.params.get("data.split_seed", self.config.data.split_seed)),
+        }
+
+    def _tell_tuned(
+        self, study: optuna.Study, tuning: ConfigurationTuning
+    ) -> tuple[dict[str, Any], TrialLine]:
+        """Record a tuned configuration's confirmations on its trial and tell its score."""
+        trial = tuning.sweep_trial
+        line = TrialLine(trial.number, dict(trial.params), "FAIL")
+        outcome = tuning.confirmed()
+        try:
+            if outcome is None:
+                reason = tuning.failure or "its confirmations did not complete"
+                trial.set_user_attr("capsweep.error.0", reason[:1000])
+                line.detail = reason[:200]
+                if not tell(study, trial, state=TrialState.FAIL):
+                    raise UpdateFinishedTrialError(reason)
+                return {"number": trial.number, "state": "FAIL", "error": reason}, line
+            confirmations = outcome["confirmations"]
+            for repeat, confirmation in enumerate(confirmations):
+                for key in CONFIRMATION_ATTRS:
+                    value = confirmation.user_attrs.get(key.format(repeat=0))
+                    trial.set_user_attr(key.format(repeat=repeat), value)
+            for key, value in outcome["attrs"].items():
+                trial.set_user_attr(key, value)
+            values = confirmation_values(confirmations, self.plan.objectives.names)
+            if not tell(study, trial, values=values):
+                raise UpdateFinishedTrialError(f"trial {trial.number}")
+        except UpdateFinishedTrialError:
+            return self._dropped(trial)
+        metrics = [c.user_attrs[studies.METRICS_ATTR.format(repeat=0)] for c in confirmations]
+        line.state = "COMPLETE"
+        line.val_accuracies = [float(m["val_accuracy"]) for m in metrics]
+        line.trainable_params = float(metrics[0]["trainable_params"])
+        line.nuisance = outcome["attrs"][CHOSEN_ATTR]
+        line.tried = outcome["attrs"][TRIED_ATTR]
+        return {"number": trial.number, "state": "COMPLETE", "values": values}, line
 
     def _launch(
         self, trials: Sequence[optuna.Trial], context: TrialContext
@@ -283,6 +428,7 @@ class SweepLoop:
         """Ask up to ``count`` trials; give back any that another worker made surplus."""
         trials = []
         grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+        tuned = self.plan.nuisance is not None
         for _ in range(count):
             trial = study.ask(fixed_distributions=self.plan.space.distributions)
             trial.set_user_attr(studies.OWNER_ATTR, self._owner())
@@ -294,9 +440,10 @@ class SweepLoop:
                 studies.enqueue_again(study, frozen, **{studies.REQUEUED_ATTR: trial.number})
                 tell(study, trial, state=TrialState.FAIL)
                 break
-            duplicate = studies.duplicate_of(study, frozen) if grid else None
+            # Two workers drew the same grid point at the same moment: one trains it. A tuned
+            # configuration is one study of its own, driven by one worker at a time.
+            duplicate = studies.duplicate_of(study, frozen) if grid or tuned else None
             if duplicate is not None:
-                # Two workers drew the same grid point at the same moment: one trains it.
                 trial.set_user_attr(studies.DUPLICATE_ATTR, duplicate)
                 tell(study, trial, state=TrialState.FAIL)
                 continue
@@ -308,15 +455,7 @@ class SweepLoop:
 
     def _job_overrides(self, trial: optuna.Trial, context: TrialContext, repeat: int) -> list[str]:
         plan = self.plan
-        base = {
-            "trainer.seed": int(trial.params.get("trainer.seed", self.config.trainer.seed)),
-            "data.split_seed": int(
-                trial.params.get("data.split_seed", self.config.data.split_seed)
-            ),
-        }
-        seed, split_seed = repeat_seeds(
-            plan.repeat_over, repeat, seed=base["trainer.seed"], split_seed=base["data.split_seed"]
-        )
+        seed, split_seed = repeat_seeds(plan.repeat_over, repeat, **self._base_seeds(trial))
         trial.set_user_attr(studies.SEED_ATTR.format(repeat=repeat), seed)
         trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=repeat), split_seed)
         seeds = {"trainer.seed": seed, "data.split_seed": split_seed}
@@ -326,7 +465,12 @@ class SweepLoop:
             *(f"{name}={override_value(value)}" for name, value in trial.params.items()),
             # Only the seeds repeats vary are set here; a plain or swept seed stays as given.
             *(f"{key}={seeds[key]}" for key in repeated_seeds(plan.repeats, plan.repeat_over)),
-            *dataclasses.replace(context, number=trial.number, repeat=repeat).as_overrides(),
+            *dataclasses.replace(
+                context,
+                number=trial.number,
+                repeat=repeat,
+                job_name=f"trial-{trial.number}-repeat-{repeat}",
+            ).as_overrides(),
         ]
 
     def _cache_cuts(self) -> list[str]:
@@ -351,6 +495,9 @@ class SweepLoop:
                 return self._record(study, trial, returns)
         except UpdateFinishedTrialError:
             pass
+        return self._dropped(trial)
+
+    def _dropped(self, trial: optuna.Trial) -> tuple[dict[str, Any], TrialLine]:
         # Another worker took this one's for dead (no liveness mark for stale_after_seconds)
         # and queued the configuration again: the result stays in MLflow; the study keeps
         # the retrained one.

@@ -12,10 +12,13 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.settings.keys import schema_keys, unknown_key_error
 
 
-def check_param_paths(config: DictConfig, params: Mapping[str, str]) -> None:
+def check_param_paths(
+    config: DictConfig, params: Mapping[str, str], *, section: str = "params"
+) -> None:
     """Raise when a swept or fixed parameter is neither a config key nor a config group.
 
     ``+key`` adds a key: it must be one the settings schema has, or every job would fail.
+    ``section`` is the sweeper option the parameters came from, for messages.
     """
     groups = set(config.hydra.runtime.choices.keys())
     missing = object()
@@ -31,7 +34,7 @@ def check_param_paths(config: DictConfig, params: Mapping[str, str]) -> None:
             known = [*groups, *_leaf_keys(config)]
             close = difflib.get_close_matches(key, known, n=3)
             raise CapsweepConfigError(
-                "hydra.sweeper.params",
+                f"hydra.sweeper.{section}",
                 name,
                 "is not a key of the configuration",
                 fix=f"did you mean {' or '.join(close)}?" if close else "see capsweep --cfg job",

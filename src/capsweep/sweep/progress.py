@@ -24,6 +24,8 @@ from rich.progress import (
 )
 
 from capsweep.select import params_label
+from capsweep.sweep.nuisance import NuisancePlan
+from capsweep.sweep.tuning import CANDIDATE_ATTR, SEARCH, JobResult
 
 
 @dataclass
@@ -37,6 +39,9 @@ class TrialLine:
     trainable_params: float | None = None
     seconds: float | None = None
     detail: str = ""
+    # With nuisance tuning: the chosen values and how many candidates were tried.
+    nuisance: Mapping[str, Any] | None = None
+    tried: int | None = None
 
     def render(self) -> str:
         parts = [f"trial {self.number}", params_label(self.params)]
@@ -46,12 +51,33 @@ class TrialLine:
             if len(self.val_accuracies) > 1:
                 accuracy += f" (mean of {len(self.val_accuracies)})"
             parts.append(accuracy)
+        if self.nuisance:
+            parts.append(f"at {params_label(self.nuisance)} (best of {self.tried})")
         if self.trainable_params is not None:
             parts.append(f"{self.trainable_params:,.0f} trainable params")
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
         parts.append(self.state + (f" {self.detail}" if self.detail else ""))
         return "  ".join(parts)
+
+
+def job_line(result: JobResult, plan: NuisancePlan | None) -> str:
+    """One tuning job's line: ``trial 3 candidate 1/3 backbone_learning_rate=0.0003: ...``."""
+    job = result.job
+    tuning = job.tuning
+    if job.role == SEARCH:
+        index = int(job.trial.user_attrs.get(CANDIDATE_ATTR, job.trial.number)) + 1
+        total = plan.candidates(tuning.effective) if plan else "?"
+        what = f"candidate {index}/{total} {params_label(job.values)}"
+    else:
+        what = f"confirmation {job.repeat + 1}/{tuning.repeats}"
+    parts = [f"  trial {tuning.sweep_trial.number} {what}"]
+    if result.val_accuracy is not None:
+        parts.append(f"val_accuracy {result.val_accuracy:.3f}")
+    if result.seconds:
+        parts.append(f"{result.seconds:.1f} s")
+    parts.append(result.state + (f" {result.detail}" if result.detail else ""))
+    return "  ".join(parts)
 
 
 class SweepProgress:

@@ -72,8 +72,13 @@ class SearchSpace:
         return size
 
 
-def distribution_from_override(override: Override) -> BaseDistribution | None:
-    """The Optuna distribution of one parsed override; ``None`` for a fixed value."""
+def distribution_from_override(
+    override: Override, section: str = "params"
+) -> BaseDistribution | None:
+    """The Optuna distribution of one parsed override; ``None`` for a fixed value.
+
+    ``section`` is the sweeper option the override came from, for messages.
+    """
     if not override.is_sweep_override():
         return None
     value = override.value()
@@ -83,7 +88,7 @@ def distribution_from_override(override: Override) -> BaseDistribution | None:
         for choice in choices:
             if not isinstance(choice, str | int | float | bool | type(None)):
                 raise CapsweepConfigError(
-                    f"hydra.sweeper.params.{key}",
+                    f"hydra.sweeper.{section}.{key}",
                     choice,
                     "a choice must be a string, number, bool or null",
                 )
@@ -100,7 +105,7 @@ def distribution_from_override(override: Override) -> BaseDistribution | None:
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
     raise CapsweepConfigError(
-        f"hydra.sweeper.params.{key}",
+        f"hydra.sweeper.{section}.{key}",
         override.get_value_element_as_str(),
         "is not a sweep capsweep understands",
         fix="use choice(...), range(...), interval(...), tag(log, interval(...)) or int(...)",
@@ -108,20 +113,25 @@ def distribution_from_override(override: Override) -> BaseDistribution | None:
 
 
 def parse_search_space(
-    params: Mapping[str, Any], arguments: list[str] | None = None
+    params: Mapping[str, Any], arguments: list[str] | None = None, *, section: str = "params"
 ) -> SearchSpace:
     """Parse ``hydra.sweeper.params`` plus command-line sweep overrides.
 
+    Args:
+        params: The sweeper option's mapping of keys to values as written.
+        arguments: The command line's overrides.
+        section: The sweeper option ``params`` came from (``params`` or ``nuisance``).
+
     Raises:
-        CapsweepConfigError: a value that does not parse, or a search space with nothing
-            to search.
+        CapsweepConfigError: a value that does not parse, or (``params``) a search space
+            with nothing to search.
     """
     lines = [f"{key}={value}" for key, value in params.items()] + list(arguments or [])
     try:
         parsed = OverridesParser.create().parse_overrides(lines)
     except HydraException as error:
         raise CapsweepConfigError(
-            "hydra.sweeper.params",
+            f"hydra.sweeper.{section}",
             lines,
             f"does not parse ({error})",
             fix="see the params syntax in sweeps/capacity.yaml",
@@ -133,7 +143,7 @@ def parse_search_space(
     for override in parsed:
         name = override.get_key_element()
         written[name] = (override.input_line or "").partition("=")[2]
-        distribution = distribution_from_override(override)
+        distribution = distribution_from_override(override, section)
         if distribution is None:
             fixed[name] = override.get_value_element_as_str()
             fixed_values[name] = override.value()
@@ -142,7 +152,7 @@ def parse_search_space(
             distributions[name] = distribution
             fixed.pop(name, None)
             fixed_values.pop(name, None)
-    if not distributions:
+    if not distributions and section == "params":
         raise CapsweepConfigError(
             "hydra.sweeper.params",
             dict(params),

@@ -47,6 +47,10 @@ DUPLICATE_ATTR = "capsweep.duplicate_of"
 PARENT_RUN_ATTR = "capsweep.mlflow_parent_run_id"
 # {"repeats": k, "over": "both" | "seed" | "split"}: how each configuration is repeated.
 REPEATS_ATTR = "capsweep.repeats"
+# The nuisance space, budget and sampler each configuration is tuned with (None: none).
+NUISANCE_ATTR = "capsweep.nuisance"
+# The training hyperparameters neither compared nor tuned, with their values.
+FIXED_ATTR = "capsweep.fixed_hyperparameters"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ACTIVE = (TrialState.RUNNING, TrialState.WAITING)
@@ -199,13 +203,16 @@ def open_study(
     space_signature: str,
     space_description: dict[str, str],
     repeats: dict[str, Any] | None = None,
+    nuisance: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, bool]:
     """Create the study, or load it to resume; return it and whether this call created it.
 
     Raises:
-        CapsweepConfigError: the existing study searches another space or other directions.
+        CapsweepConfigError: the existing study searches another space, other directions,
+            repeats or nuisance tuning.
     """
     try:
         study = optuna.create_study(
@@ -220,6 +227,8 @@ def open_study(
         study.set_user_attr(DIRECTIONS_ATTR, list(directions))
         study.set_user_attr(OBJECTIVES_ATTR, list(objectives))
         study.set_user_attr(REPEATS_ATTR, repeats)
+        study.set_user_attr(NUISANCE_ATTR, nuisance)
+        study.set_user_attr(FIXED_ATTR, fixed or {})
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
@@ -243,6 +252,15 @@ def open_study(
             f"study {study_name!r} repeats each configuration as {attrs.get(REPEATS_ATTR)}; "
             "mixing repeat schemes in one study would pool unlike repeats",
             fix="use the same repeats and repeat_over, or a new hydra.sweeper.study_name",
+        )
+    if attrs.get(NUISANCE_ATTR) != nuisance:
+        raise CapsweepConfigError(
+            "hydra.sweeper.nuisance",
+            nuisance,
+            f"study {study_name!r} tunes each configuration with {attrs.get(NUISANCE_ATTR)}; "
+            "configurations tuned with another nuisance space or budget cannot be compared",
+            fix="use the same nuisance, nuisance_trials and nuisance_sampler, or a new "
+            "hydra.sweeper.study_name",
         )
     if attrs.get(SIGNATURE_ATTR) != space_signature:
         raise CapsweepConfigError(

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 from omegaconf import DictConfig
-from optuna.trial import TrialState
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    json_to_distribution,
+)
+from optuna.trial import FrozenTrial, TrialState
 
 from capsweep import tracking
 from capsweep.errors import CapsweepConfigError
 from capsweep.report import write_report
 from capsweep.select import Recommendation, TrialRecord, UnfinishedTrial, recommend, summarize
+from capsweep.select.nuisance import NuisanceRange
 from capsweep.signals import uninterrupted
 from capsweep.sweep import study as studies
 from capsweep.sweep.trial_records import records_from_study
@@ -43,32 +51,64 @@ class Report:
 
 def build_report(study: optuna.Study, directory: Path, **pick: Any) -> Report:
     """Summarize the study's finished trials, recommend one, and write the report files."""
-    records = records_from_study(study)
+    trials = study.get_trials(deepcopy=False)
+    records = records_from_study(study, trials)
     summaries = summarize(records)
-    unfinished = unfinished_trials(study)
-    repeats = study.user_attrs.get(studies.REPEATS_ATTR) or {}
+    unfinished = unfinished_trials(study, trials)
+    attrs = study.user_attrs
+    repeats = attrs.get(studies.REPEATS_ATTR) or {}
     if int(repeats.get("repeats", 1)) > 1:
         pick.setdefault("repeat_over", repeats.get("over"))
+    pick.setdefault("ranges", nuisance_ranges(attrs.get(studies.NUISANCE_ATTR)))
+    pick.setdefault("fixed", attrs.get(studies.FIXED_ATTR) or {})
     try:
         recommendation = recommend(summaries, **pick)
     except CapsweepConfigError:
         raise  # an option of the caller's (a negative tolerance): theirs to fix, not the data's
     except ValueError as error:
         return Report(records, summaries, None, {}, problem=str(error), unfinished=unfinished)
-    files = write_report(directory, records, summaries, recommendation, unfinished=unfinished)
+    files = write_report(
+        directory,
+        records,
+        summaries,
+        recommendation,
+        unfinished=unfinished,
+        ranges=pick.get("ranges"),
+    )
     return Report(records, summaries, recommendation, files, unfinished=unfinished)
 
 
 ERROR_PREFIX = "capsweep.error."  # set by the sweep loop per failed repeat
 
 
-def unfinished_trials(study: optuna.Study) -> list[UnfinishedTrial]:
+def nuisance_ranges(nuisance: dict[str, Any] | None) -> dict[str, NuisanceRange]:
+    """The search range of each nuisance hyperparameter, from the study's record of them."""
+    ranges = {}
+    for key, written in ((nuisance or {}).get("space") or {}).items():
+        distribution = json_to_distribution(written)
+        if isinstance(distribution, CategoricalDistribution):
+            numbers = [c for c in distribution.choices if isinstance(c, int | float)]
+            if len(numbers) == len(distribution.choices) and numbers:
+                ranges[key] = NuisanceRange(
+                    min(numbers), max(numbers), choices=tuple(sorted(numbers))
+                )
+        elif isinstance(distribution, FloatDistribution | IntDistribution):
+            ranges[key] = NuisanceRange(
+                float(distribution.low), float(distribution.high), log=distribution.log
+            )
+    return ranges
+
+
+def unfinished_trials(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> list[UnfinishedTrial]:
     """The study's failed, pruned and killed trials, in trial order, each with its reason.
 
     A FAIL trial whose parameters recovery re-queued (``capsweep.requeued_from`` on the
     new trial) was left RUNNING by a dead worker: it is listed as KILLED.
     """
-    trials = study.get_trials(deepcopy=False)
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
     requeued_as = {
         int(trial.user_attrs[studies.REQUEUED_ATTR]): trial.number
         for trial in trials

@@ -16,10 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import has_password, redact_url
+from capsweep.settings import as_plain_dict
 from capsweep.settings.choices import RepeatOver
 from capsweep.settings.validate import member
 from capsweep.sweep import study as studies
-from capsweep.sweep.job_settings import check_job_settings
+from capsweep.sweep.job_settings import check_job_settings, configuration_settings
+from capsweep.sweep.nuisance import NuisancePlan, plan_nuisance
 from capsweep.sweep.objectives import Objectives, parse_objectives
 from capsweep.sweep.param_paths import check_param_paths
 from capsweep.sweep.pruning import make_pruner
@@ -66,6 +68,11 @@ class SweepPlan:
     summary_every_seconds: float = 30.0
     # GPU ids local workers claim one each of (None: no assignment).
     gpus: list[int] | None = None
+    # What each configuration tunes before configurations are compared (None: nothing).
+    nuisance: NuisancePlan | None = None
+    # The hyperparameters neither compared nor tuned, with their values: caveats on the
+    # comparison, which the recommendation names.
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[str]) -> SweepPlan:
@@ -80,7 +87,6 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     pruner_name = options.get("pruner")
     pruner_options = dict(options.get("pruner_options") or {})
     pruner = make_pruner(pruner_name, pruner_options)
-    _check_pruner_reads_the_objective(pruner_name, pruner is not None, objectives)
     sampler_name = str(options.get("sampler", "tpe"))
     sampler = make_sampler(
         sampler_name,
@@ -97,6 +103,9 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     )
     _check_repeats_own_their_seeds(space, repeats, repeat_over)
     check_job_settings(config, space)
+    nuisance = plan_nuisance(options, config, space)
+    if nuisance is None:  # with tuning, pruning judges a configuration's candidates only
+        _check_pruner_reads_the_objective(pruner_name, pruner is not None, objectives)
     default_trials = space.grid_size() if sampler_name == "grid" else DEFAULT_N_TRIALS
     n_trials = _at_least_one("n_trials", options.get("n_trials") or default_trials)
     max_failures = options.get("max_failures")
@@ -139,7 +148,34 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
         summary_every_seconds=_positive(
             "summary_every_seconds", options.get("summary_every_seconds", 30.0), zero_ok=True
         ),
+        nuisance=nuisance,
+        fixed=fixed_hyperparameters(config, space, nuisance),
     )
+
+
+# The hyperparameters a capacity comparison holds fixed unless it compares or tunes them.
+CAVEATS = (
+    "trainer.epochs",
+    "trainer.batch_size",
+    "trainer.optimizer",
+    "trainer.learning_rate",
+    "trainer.backbone_learning_rate",
+    "trainer.early_stopping_patience",
+)
+
+
+def fixed_hyperparameters(
+    config: DictConfig, space: SearchSpace, nuisance: NuisancePlan | None
+) -> dict[str, Any]:
+    """The training hyperparameters neither compared nor tuned, with the values jobs get."""
+    settings = as_plain_dict(configuration_settings(config, space, {}))
+    tuned = set(space.distributions) | set(nuisance.space.distributions if nuisance else ())
+    fixed = {}
+    for key in CAVEATS:
+        if key not in tuned:
+            section, name = key.split(".")
+            fixed[key] = settings[section][name]
+    return fixed
 
 
 def _at_least_one(name: str, value: Any) -> int:

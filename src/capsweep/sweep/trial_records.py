@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from capsweep.select import TrialRecord
+from capsweep.select.summaries import Candidate, Tuning
 from capsweep.sweep import study as studies
+from capsweep.sweep.tuning import CANDIDATES_ATTR, CHOSEN_ATTR, SELECTION_ATTR, TRIED_ATTR
 
 
 def _seed(value: Any) -> int | None:
@@ -15,15 +19,35 @@ def _seed(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def records_from_study(study: optuna.Study) -> list[TrialRecord]:
+def tuning_of(attrs: dict[str, Any]) -> Tuning | None:
+    """How a trial's configuration was tuned, from its attributes; ``None`` when it was not."""
+    if CHOSEN_ATTR not in attrs:
+        return None
+    selection = attrs.get(SELECTION_ATTR) or {}
+    return Tuning(
+        chosen=dict(attrs[CHOSEN_ATTR] or {}),
+        tried=int(attrs.get(TRIED_ATTR) or 0),
+        candidates=tuple(
+            Candidate(dict(c["values"]), str(c["state"]), c.get("val_accuracy"))
+            for c in attrs.get(CANDIDATES_ATTR) or []
+        ),
+        selection=selection.get("val_accuracy"),
+    )
+
+
+def records_from_study(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> list[TrialRecord]:
     """One record per trial and repeat, in trial order (surplus placeholders left out).
 
     A record's seed and split seed come from the trial's ``capsweep.seed.{repeat}`` and
-    ``capsweep.split_seed.{repeat}`` attributes, ``None`` where they are absent.
+    ``capsweep.split_seed.{repeat}`` attributes, ``None`` where they are absent. Pass
+    ``trials`` when the caller has read them already.
     """
     records = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in study.get_trials(deepcopy=False) if trials is None else trials:
         attrs = trial.user_attrs
+        tuning = tuning_of(attrs)
         if attrs.get(studies.SURPLUS_ATTR):
             continue
         repeats = sorted(
@@ -43,6 +67,7 @@ def records_from_study(study: optuna.Study) -> list[TrialRecord]:
                     run_id=attrs.get(studies.RUN_ID_ATTR.format(repeat=repeat)),
                     seed=_seed(attrs.get(studies.SEED_ATTR.format(repeat=repeat))),
                     split_seed=_seed(attrs.get(studies.SPLIT_SEED_ATTR.format(repeat=repeat))),
+                    tuning=tuning,
                 )
             )
     return records

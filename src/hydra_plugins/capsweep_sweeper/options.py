@@ -18,7 +18,17 @@ from capsweep.sweep.choices import Pruner, Sampler
 class CapsweepSweeperConf:
     _target_: str = "hydra_plugins.capsweep_sweeper.capsweep_sweeper.CapsweepSweeper"
     # Search space in the syntax of Hydra's Optuna sweeper: choice, range, interval, tag(log, …).
+    # The scientific hyperparameters: the configurations the sweep compares.
     params: dict[str, str] = field(default_factory=dict)
+    # Nuisance hyperparameters, same syntax: tuned separately inside every configuration
+    # (nuisance_trials candidates, one run each), the best then confirmed `repeats` times
+    # with fresh seeds; configurations are compared on their confirmations. Empty: none.
+    nuisance: dict[str, str] = field(default_factory=dict)
+    # Candidates each configuration tries (those where a nuisance key has an effect).
+    nuisance_trials: int = 3
+    # How candidates are drawn: null = every value of a finite space the budget covers,
+    # else quasi-random (scrambled Sobol); or qmc | random | grid.
+    nuisance_sampler: str | None = None
     # Metrics to optimize (a name or a list), paired with `direction`.
     objectives: Any = "val_accuracy"
     # maximize | minimize, or a list of them (one per objective).
@@ -34,8 +44,9 @@ class CapsweepSweeperConf:
     n_trials: int | None = None
     # Trials launched together per batch (parallel with the joblib or submitit launcher).
     n_jobs: int = 1
-    # Train each configuration this many times; the study optimizes the mean, and the
-    # report's tolerance comes from the repeats' spread.
+    # Train each configuration this many times (with nuisance tuning: confirm its chosen
+    # candidate this many times); the study optimizes the mean, and the report's
+    # tolerance comes from the repeats' spread.
     repeats: int = 1
     # What repeats vary: both (the seed and the training/validation draw: the honest
     # estimate of what a user would see again), seed, or split. The test split stays.
