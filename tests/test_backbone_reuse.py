@@ -11,15 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
 from capsweep.settings import BackboneConfig
+from capsweep.train import backbone_reuse
+from capsweep.train.backbone_reuse import NODE_LISTS, forget_kept_backbone, reuse_key
 from test_feature_cache import trial as feature_cache_trial
-
-keras = pytest.importorskip("keras")
-from capsweep.train import backbone_reuse  # noqa: E402
-from capsweep.train.backbone_reuse import NODE_LISTS, forget_kept_backbone, reuse_key  # noqa: E402
 
 
 @pytest.fixture

@@ -6,15 +6,15 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 import capsweep.data.decoding
-from capsweep.data import Dataset, load_dataset
+from capsweep.data import Dataset, Split, load_dataset
 from capsweep.data.dataset import gather
 from capsweep.data.decoded import IMAGES, MANIFEST, OWNER, PARTIAL
 from capsweep.errors import CapsweepConfigError
@@ -244,38 +244,50 @@ def test_unreadable_image_names_the_file_and_leaves_no_entry(folder: Path, cache
     assert list(cache.iterdir()) == []
 
 
-def test_split_rows_are_todays_train_test_split_draws(folder: Path, cache: Path) -> None:
-    seed, test_seed = 5, 0
-    data = load(folder, cache, split_seed=seed)
-    labels = np.repeat(np.arange(3), PER_CLASS)
-    images = np.stack(
-        [
-            np.asarray(Image.open(path).convert("RGB").resize((SIZE, SIZE)))
-            for name in CLASSES
-            for path in sorted((folder / name).iterdir())
-        ]
-    )
-    # Today's loader: train_test_split on the arrays themselves, test first, then
-    # validation (0.2 of all = 0.25 of the rest).
-    rest_images, test_images, rest_labels, _ = train_test_split(
-        images, labels, test_size=0.2, stratify=labels, random_state=test_seed
-    )
-    train_images, val_images = train_test_split(
-        rest_images, test_size=0.25, stratify=rest_labels, random_state=seed
-    )
-    rest_rows, test_rows = train_test_split(
-        np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=test_seed
-    )
-    train_rows, val_rows = train_test_split(
-        rest_rows, test_size=0.25, stratify=labels[rest_rows], random_state=seed
-    )
+def identities(split: Split) -> list[tuple[int, int]]:
+    """(class, image number) of each image of ``split``, in order, read from its colors."""
+    return [(int(image[0, 0, 0]) // 80, int(image[0, 0, 1]) // 20) for image in split.images]
 
-    np.testing.assert_array_equal(data.test.rows, test_rows)
-    np.testing.assert_array_equal(data.train.rows, train_rows)
-    np.testing.assert_array_equal(data.val.rows, val_rows)
-    np.testing.assert_array_equal(data.test.images, test_images)
-    np.testing.assert_array_equal(data.train.images, train_images)
-    np.testing.assert_array_equal(data.val.images, val_images)
+
+def test_every_split_holds_its_fraction_of_every_class(folder: Path, cache: Path) -> None:
+    data = load(folder, cache, split_seed=5)
+
+    # test_fraction and val_fraction are 0.2 of each class's 10 images.
+    assert Counter(data.test.labels.tolist()) == {0: 2, 1: 2, 2: 2}
+    assert Counter(data.val.labels.tolist()) == {0: 2, 1: 2, 2: 2}
+    assert Counter(data.train.labels.tolist()) == {0: 6, 1: 6, 2: 6}
+
+
+def test_the_splits_hold_every_image_once(folder: Path, cache: Path) -> None:
+    data = load(folder, cache, split_seed=5)
+
+    held = identities(data.train) + identities(data.val) + identities(data.test)
+    assert sorted(held) == [(label, n) for label in range(len(CLASSES)) for n in range(PER_CLASS)]
+
+
+def test_each_image_keeps_the_label_of_its_class_folder(folder: Path, cache: Path) -> None:
+    data = load(folder, cache, split_seed=5)
+
+    for name in ("train", "val", "test"):
+        split = getattr(data, name)
+        classes = [label for label, _ in identities(split)]
+        assert split.labels.tolist() == classes, name
+
+
+def test_the_same_split_seed_draws_the_same_splits(folder: Path, cache: Path) -> None:
+    first, again = load(folder, cache, split_seed=5), load(folder, cache, split_seed=5)
+
+    for name in ("train", "val", "test"):
+        assert identities(getattr(first, name)) == identities(getattr(again, name)), name
+
+
+def test_another_split_seed_redraws_training_and_validation_but_not_the_test_images(
+    folder: Path, cache: Path
+) -> None:
+    one, other = load(folder, cache, split_seed=0), load(folder, cache, split_seed=5)
+
+    assert sorted(identities(one.test)) == sorted(identities(other.test))
+    assert sorted(identities(one.val)) != sorted(identities(other.val))
 
 
 def test_splits_hold_rows_of_one_shared_memory_map(folder: Path, cache: Path) -> None:

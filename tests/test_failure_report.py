@@ -124,7 +124,11 @@ def test_report_files_list_the_unfinished_trials(study_path: Path, tmp_path: Pat
     assert table["number"].tolist() == [2, 3, 4]
     assert table["state"].tolist() == ["FAIL", "PRUNED", "KILLED"]
     assert table["params.capacity.unfreeze"].tolist() == [6, 2, 3]
-    assert table["reason"].str.len().min() > 0
+    assert table["reason"].tolist() == [
+        OOM_ERROR.splitlines()[0],
+        "pruned at epoch 2 (val_accuracy 0.360)",
+        "worker died; re-queued as trial 5",
+    ]
 
 
 def test_capsweep_report_prints_the_unfinished_trials_with_their_reasons(

@@ -81,12 +81,19 @@ def test_a_damaged_entry_is_rebuilt_by_the_next_save(tmp_path: Path) -> None:
     np.testing.assert_array_equal(store.load(key()), features())
 
 
+def used(store: FeatureStore, cut: str, seconds_ago: float) -> None:
+    """Mark entry ``cut`` as last used ``seconds_ago`` (the store reads its manifest's mtime):
+    an order set, not one left to the file system's timestamp resolution."""
+    when = time.time() - seconds_ago
+    os.utime(store.root / f"{key(cut).digest()}.json", (when, when))
+
+
 def test_the_least_recently_used_entry_goes_first_beyond_the_cap(tmp_path: Path) -> None:
     size = features().nbytes + 200  # an entry's file: values and the .npy header
     store = FeatureStore(tmp_path, max_bytes=3 * size)
-    for cut in ("a", "b", "c"):
+    for cut, seconds_ago in (("a", 300), ("b", 200), ("c", 100)):
         store.save(key(cut), features())
-        time.sleep(0.02)
+        used(store, cut, seconds_ago)
     store.load(key("a"))  # a read makes "a" the most recently used
 
     store.save(key("d"), features())

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from capsweep.data import Split
 from capsweep.data.dataset import split_rows
-
-tf = pytest.importorskip("tensorflow")
-from capsweep.train.inputs import batches  # noqa: E402
+from capsweep.train.inputs import batches
 
 COUNT = 120  # image i is filled with the value i, its label is i % 3
 

@@ -18,6 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from capsweep.sweep import study as studies
+from capsweep.sweep.study import HEARTBEAT_ATTR
 from sweep_workers import (
     LONG_TRIALS,
     TRAINING_ATTR,
@@ -40,6 +41,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 THREE_POINTS = ["capacity.unfreeze=range(0,3)", "head.depth=choice(0)"]
 WAITS_AT_MOST = 300.0  # seconds: only a hung worker reaches it
+# A trial unmarked for this long is taken for dead; its owner marks it every quarter of it.
+STALE_AFTER = 8.0
 
 
 @pytest.fixture
@@ -102,7 +105,7 @@ def test_a_live_worker_whose_trial_is_slow_is_not_taken_for_dead(
         "slow",
         *THREE_POINTS,
         *LONG_TRIALS,
-        "hydra.sweeper.stale_after_seconds=2",
+        f"hydra.sweeper.stale_after_seconds={STALE_AFTER}",
     )
     log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
     worker_a = start_worker(
@@ -111,8 +114,16 @@ def test_a_live_worker_whose_trial_is_slow_is_not_taken_for_dead(
         log_a,
     )
     try:
-        trainer = freeze_the_training_process(worker_a, outputs, "slow", mlflow_uri, log_a)
-        time.sleep(3)  # past stale_after_seconds without an epoch
+        trainer, number = freeze_the_training_process(worker_a, outputs, "slow", mlflow_uri, log_a)
+        frozen_at = time.time()  # the liveness marks' clock
+        # B starts once the trial has had no epoch for longer than stale_after_seconds and
+        # A has marked it alive since: only that mark tells B the trial is not dead.
+        wait_until(
+            lambda: liveness_mark(outputs, "slow", number) > frozen_at + STALE_AFTER,
+            "a liveness mark of the frozen trial, stale_after_seconds after it froze",
+            log_a,
+            worker_a,
+        )
         worker_b = start_worker(command, tmp_path, log_b)
         try:
             wait_until(
@@ -134,10 +145,16 @@ def test_a_live_worker_whose_trial_is_slow_is_not_taken_for_dead(
     assert not any(studies.REQUEUED_ATTR in t.user_attrs for t in trials)
 
 
+def liveness_mark(outputs: Path, study: str, number: int) -> float:
+    """When trial ``number``'s owner last marked it alive (seconds since the epoch), or 0."""
+    return float(load(outputs, study).get_trials()[number].user_attrs.get(HEARTBEAT_ATTR, 0.0))
+
+
 def freeze_the_training_process(
     worker: subprocess.Popen[bytes], outputs: Path, study: str, uri: str, log: Path
-) -> int:
-    """SIGSTOP the process (not the sweeper) that trains worker's trial; return its pid."""
+) -> tuple[int, int]:
+    """SIGSTOP the process (not the sweeper) that trains worker's trial; return its pid and
+    the trial's number."""
     database = Path(uri.removeprefix("sqlite:///"))
     deadline = time.monotonic() + WAITS_AT_MOST
     while True:
@@ -148,7 +165,7 @@ def freeze_the_training_process(
             os.kill(trainer, signal.SIGSTOP)
             wait_until(functools.partial(_stopped, trainer), "SIGSTOP", log)
             if not holds_a_lock(journal_of(outputs, study), database):
-                return trainer
+                return trainer, caught[0].number
             os.kill(trainer, signal.SIGCONT)
         if worker.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"no trial started training in a joblib process:\n{tail(log)}")
