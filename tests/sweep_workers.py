@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,36 @@ def holds_a_lock(journal: Path, database: Path) -> bool:
         connection.close()
 
 
+def tuning_trials(outputs: Path, study: str, pid: int, role: str) -> list[FrozenTrial]:
+    """The RUNNING trials of worker ``pid`` that started training, in the study's
+    configurations' own studies (nuisance tuning), of ``role`` (search or confirm)."""
+    if not journal_of(outputs, study).exists():
+        return []
+    storage = studies.open_storage(str(journal_of(outputs, study)))
+    found = []
+    for name in optuna.get_all_study_names(storage):
+        if not name.startswith(f"{study}/"):
+            continue
+        for trial in optuna.load_study(study_name=name, storage=storage).get_trials():
+            attrs = trial.user_attrs
+            if (
+                trial.state == TrialState.RUNNING
+                and TRAINING_ATTR in attrs
+                and attrs.get("capsweep.role") == role
+                and attrs.get(studies.OWNER_ATTR, {}).get("pid") == pid
+            ):
+                found.append(trial)
+    return found
+
+
 def pause_during_a_trial(
-    process: subprocess.Popen[bytes], outputs: Path, study: str, uri: str, log: Path
+    process: subprocess.Popen[bytes],
+    outputs: Path,
+    study: str,
+    uri: str,
+    log: Path,
+    *,
+    find: Callable[[Path, str, int], list[FrozenTrial]] = training_trials,
 ) -> FrozenTrial:
     """Stop the worker while it trains a trial and holds no lock; return that trial.
 
@@ -190,7 +219,7 @@ def pause_during_a_trial(
     deadline = time.monotonic() + STARTS_TRAINING_WITHIN
     database = Path(uri.removeprefix("sqlite:///"))
     while True:
-        while not training_trials(outputs, study, process.pid):
+        while not find(outputs, study, process.pid):
             if process.poll() is not None:
                 pytest.fail(
                     f"the worker exited ({process.returncode}) before a trial started "
@@ -202,7 +231,7 @@ def pause_during_a_trial(
                 )
             time.sleep(0.2)
         stop(process, log, deadline)
-        caught = training_trials(outputs, study, process.pid)
+        caught = find(outputs, study, process.pid)
         if len(caught) > 1:
             pytest.fail(f"one worker trains {len(caught)} trials at once: {caught}")
         if caught and not holds_a_lock(journal_of(outputs, study), database):

@@ -178,7 +178,8 @@ class ConfigurationTuning:
             self._queue_design()  # the first driver died before queueing it
 
     def _kill(self, trial: FrozenTrial | optuna.Trial, reason: str) -> bool:
-        """Fail ``trial`` as stopped from outside; queue its values again. False: not queued."""
+        """Fail ``trial`` as stopped from outside, its MLflow run ended KILLED; queue its
+        values again. False: lost too often, not queued."""
         trials = self.study.get_trials(deepcopy=False)
         frozen = trials[trial.number]
         attrs = {
@@ -186,6 +187,9 @@ class ConfigurationTuning:
             for key in (ROLE_ATTR, REPEAT_ATTR, CANDIDATE_ATTR)
             if key in frozen.user_attrs
         }
+        run_id = frozen.user_attrs.get(studies.RUN_ID_ATTR.format(repeat=0))
+        if run_id and self.tracking_uri:  # its job could not end its own run
+            tracking.end_if_running(self.tracking_uri, str(run_id), "KILLED")
         generation = studies.requeue_generation(trials, trial.number)
         queued = generation < studies.MAX_REQUEUES
         handle = self._handle(trial)
@@ -273,9 +277,6 @@ class ConfigurationTuning:
         try:
             outcome = result.return_value  # re-raises the job's exception if it failed
         except JobTerminated as error:
-            run_id = job.trial.user_attrs.get(studies.RUN_ID_ATTR.format(repeat=0))
-            if run_id and self.tracking_uri:  # the job could not end its own run
-                tracking.end_if_running(self.tracking_uri, str(run_id), "KILLED")
             queued = self._kill(job.trial, f"stopped from outside ({type(error).__name__})")
             state = "KILLED" if queued else "FAIL"
             return JobResult(job, state, detail="queued again" if queued else str(error)[:200])

@@ -1,0 +1,188 @@
+"""The nuisance block of a sweep: checked before any study exists, and the candidates each
+configuration tries, drawn up front."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import DictConfig
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from capsweep.errors import CapsweepConfigError
+from capsweep.hydra_settings import compose_config
+from capsweep.sweep.job_settings import configuration_settings
+from capsweep.sweep.nuisance import NuisancePlan, design, plan_nuisance
+from capsweep.sweep.search_space import parse_search_space
+
+BACKBONE_RATE = "trainer.backbone_learning_rate"
+LOG_RANGE = "tag(log, interval(1e-4, 1e-2))"
+GRID = {"capacity.unfreeze": "choice(0, 1, 2)", "head.depth": "choice(0, 1)"}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> DictConfig:
+    """The default configuration with Hydra's node, as the sweeper receives it."""
+    return compose_config([f"paths.outputs={tmp_path}"], return_hydra_config=True)
+
+
+def plan(config: DictConfig, nuisance: dict[str, str], **options: Any) -> NuisancePlan | None:
+    return plan_nuisance({"nuisance": nuisance, **options}, config, parse_search_space(GRID))
+
+
+def refusal(config: DictConfig, nuisance: dict[str, str], **options: Any) -> str:
+    with pytest.raises(CapsweepConfigError) as raised:
+        plan(config, nuisance, **options)
+    return str(raised.value)
+
+
+def test_no_nuisance_block_plans_no_tuning(config: DictConfig) -> None:
+    assert plan(config, {}) is None
+
+
+def test_a_key_both_compared_and_tuned_is_refused_naming_it(config: DictConfig) -> None:
+    error = refusal(config, {"head.depth": "choice(0, 1)"})
+
+    assert error.startswith("hydra.sweeper.nuisance.head.depth='choice(0, 1)': is also in ")
+    assert "remove head.depth from params or from nuisance" in error
+
+
+@pytest.mark.parametrize("seed", ["trainer.seed", "data.split_seed"])
+def test_a_seed_is_refused(config: DictConfig, seed: str) -> None:
+    error = refusal(config, {seed: "range(0, 4)"})
+
+    assert error.startswith(f"hydra.sweeper.nuisance.{seed}=")
+    assert "tuning a seed selects noise" in error
+
+
+def test_a_key_inert_in_every_configuration_is_refused_with_the_reason(
+    config: DictConfig,
+) -> None:
+    scientific = parse_search_space({"capacity.unfreeze": "0", "head.depth": "choice(0, 1)"})
+
+    with pytest.raises(CapsweepConfigError) as raised:
+        plan_nuisance({"nuisance": {BACKBONE_RATE: LOG_RANGE}}, config, scientific)
+
+    assert str(raised.value) == (
+        f"hydra.sweeper.nuisance.{BACKBONE_RATE}='{LOG_RANGE}': has no effect in any "
+        "configuration this sweep compares: nothing of the backbone trains "
+        f"(capacity.unfreeze=0); remove {BACKBONE_RATE} from nuisance, or compare "
+        "configurations where it matters"
+    )
+
+
+@pytest.mark.parametrize("budget", [0, -1, 1.5, True])
+def test_a_budget_below_one_is_refused(config: DictConfig, budget: Any) -> None:
+    error = refusal(config, {BACKBONE_RATE: LOG_RANGE}, nuisance_trials=budget)
+
+    assert error.startswith(f"hydra.sweeper.nuisance_trials={budget!r}: must be a whole number")
+
+
+def test_a_fixed_value_is_refused_as_nothing_to_tune(config: DictConfig) -> None:
+    error = refusal(config, {BACKBONE_RATE: "0.001"})
+
+    assert "is a fixed value: a nuisance parameter is a range to tune" in error
+
+
+def test_an_unknown_key_is_refused_naming_the_nuisance_block(config: DictConfig) -> None:
+    error = refusal(config, {"trainer.backbone_lr": LOG_RANGE})
+
+    assert error.startswith("hydra.sweeper.nuisance='trainer.backbone_lr': is not a key")
+    assert "did you mean trainer.backbone_learning_rate" in error
+
+
+def test_a_value_jobs_would_refuse_is_refused_before_any_study(config: DictConfig) -> None:
+    error = refusal(config, {BACKBONE_RATE: "choice(0.0, 0.001)"})
+
+    assert error.startswith("trainer.backbone_learning_rate=0.0: must be positive")
+
+
+def test_an_unknown_candidate_sampler_is_refused_with_the_choices(config: DictConfig) -> None:
+    error = refusal(config, {BACKBONE_RATE: LOG_RANGE}, nuisance_sampler="tpe")
+
+    assert "choose one of: qmc, random, grid, None" in error
+
+
+def test_a_grid_of_a_continuous_range_is_refused(config: DictConfig) -> None:
+    error = refusal(config, {BACKBONE_RATE: LOG_RANGE}, nuisance_sampler="grid")
+
+    assert "the grid sampler needs a finite set of values" in error
+
+
+def test_the_backbone_rate_is_not_tuned_where_nothing_of_the_backbone_trains(
+    config: DictConfig,
+) -> None:
+    nuisance = plan(config, {BACKBONE_RATE: LOG_RANGE, "trainer.learning_rate": LOG_RANGE})
+    assert nuisance is not None
+    space = parse_search_space(GRID)
+
+    frozen = nuisance.effective(configuration_settings(config, space, {"capacity.unfreeze": 0}))
+    unfrozen = nuisance.effective(configuration_settings(config, space, {"capacity.unfreeze": 1}))
+
+    assert sorted(frozen) == ["trainer.learning_rate"]
+    assert sorted(unfrozen) == [BACKBONE_RATE, "trainer.learning_rate"]
+
+
+LOG = {BACKBONE_RATE: FloatDistribution(1e-4, 1e-2, log=True)}
+
+
+def test_quasi_random_candidates_fill_the_log_range_and_repeat_for_the_same_configuration() -> None:
+    plan_ = NuisancePlan(parse_search_space({BACKBONE_RATE: LOG_RANGE}, section="nuisance"), 8)
+
+    first = design(plan_, LOG, seed=0, params={"capacity.unfreeze": 1})
+    again = design(plan_, LOG, seed=0, params={"capacity.unfreeze": 1})
+
+    values = sorted(c[BACKBONE_RATE] for c in first)
+    assert first == again
+    assert len(values) == 8 and all(1e-4 <= v <= 1e-2 for v in values)
+    # Sobol points: one in each eighth of the log range.
+    eighths = sorted(int(8 * (math.log(v) - math.log(1e-4)) / math.log(100)) for v in values)
+    assert eighths == list(range(8))
+
+
+def test_each_configuration_draws_its_own_candidates() -> None:
+    plan_ = NuisancePlan(parse_search_space({BACKBONE_RATE: LOG_RANGE}, section="nuisance"), 3)
+
+    one = design(plan_, LOG, seed=0, params={"capacity.unfreeze": 1})
+    two = design(plan_, LOG, seed=0, params={"capacity.unfreeze": 2})
+
+    assert one != two
+
+
+def test_a_finite_space_the_budget_covers_is_tried_value_by_value() -> None:
+    written = {BACKBONE_RATE: "choice(0.0001, 0.001)", "head.width": "choice(16, 32)"}
+    plan_ = NuisancePlan(parse_search_space(written, section="nuisance"), 4)
+    effective = {
+        BACKBONE_RATE: CategoricalDistribution([0.0001, 0.001]),
+        "head.width": CategoricalDistribution([16, 32]),
+    }
+
+    candidates = design(plan_, effective, seed=0, params={})
+
+    assert plan_.sampler_for(effective) == "grid"
+    assert sorted((c[BACKBONE_RATE], c["head.width"]) for c in candidates) == [
+        (0.0001, 16),
+        (0.0001, 32),
+        (0.001, 16),
+        (0.001, 32),
+    ]
+
+
+def test_a_finite_space_larger_than_the_budget_is_sampled_quasi_randomly() -> None:
+    written = {"head.width": "range(8, 64)"}
+    plan_ = NuisancePlan(parse_search_space(written, section="nuisance"), 3)
+    effective = {"head.width": IntDistribution(8, 63)}
+
+    candidates = design(plan_, effective, seed=0, params={})
+
+    assert plan_.sampler_for(effective) == "qmc"
+    assert len(candidates) == 3
+    assert all(isinstance(c["head.width"], int) and 8 <= c["head.width"] <= 63 for c in candidates)
+
+
+def test_a_configuration_with_nothing_to_tune_tries_no_candidate() -> None:
+    plan_ = NuisancePlan(parse_search_space({BACKBONE_RATE: LOG_RANGE}, section="nuisance"), 3)
+
+    assert plan_.candidates({}) == 0
