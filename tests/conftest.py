@@ -103,12 +103,17 @@ def tiny_config(outputs: Path) -> Callable[..., DictConfig]:
 @pytest.fixture
 def trial_settings(tiny_config: Callable[..., DictConfig]) -> Callable[..., Any]:
     """Checked settings of a tiny trial to run in this process (3 epochs, unfreeze=1, a
-    hidden layer of 8, no artifacts), plus overrides; the feature cache's memory is
-    forgotten, so each test starts from what is on disk (nothing)."""
+    hidden layer of 8, no artifacts), plus overrides; the feature cache's memory and the
+    kept compiled models and probes are forgotten, so each test starts from what is on disk
+    (nothing)."""
     from capsweep.hydra_settings import load_settings
+    from capsweep.train.compiled_models import forget_kept_models
     from capsweep.train.feature_cache import forget_in_memory
+    from capsweep.train.linear_probe import forget_kept_probes
 
     forget_in_memory()
+    forget_kept_models()
+    forget_kept_probes()
 
     def make(*overrides: str) -> Any:
         return load_settings(

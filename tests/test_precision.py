@@ -113,7 +113,7 @@ def test_a_bfloat16_trial_trains_to_a_finite_loss(
 def test_mixed_float16_compiles_with_loss_scaling_and_bfloat16_without() -> None:
     import keras
 
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer()
     compile_model(transfer, TrainerConfig(mixed_precision="mixed_float16"))
@@ -126,7 +126,7 @@ def test_mixed_float16_compiles_with_loss_scaling_and_bfloat16_without() -> None
 
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_jit_compile_reaches_the_compiled_model(jit_compile: bool) -> None:
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer()
     compile_model(transfer, TrainerConfig(jit_compile=jit_compile))

@@ -90,7 +90,7 @@ def test_a_model_compiled_with_split_learning_rates_saves_and_loads_them(tmp_pat
     import keras
 
     from capsweep.model.optimizers import SplitLearningRate
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=1))
     compile_model(transfer, TrainerConfig(learning_rate=2e-3, backbone_learning_rate=2e-4))
@@ -111,7 +111,7 @@ def test_a_model_compiled_with_split_learning_rates_saves_and_loads_them(tmp_pat
 
 def test_compile_gives_unfrozen_backbone_layers_the_backbone_learning_rate() -> None:
     from capsweep.model.optimizers import SplitLearningRate
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=2))
     compile_model(transfer, TrainerConfig(learning_rate=2e-3, backbone_learning_rate=2e-4))
@@ -127,7 +127,7 @@ def test_compile_gives_unfrozen_backbone_layers_the_backbone_learning_rate() -> 
 
 def test_compile_uses_one_plain_optimizer_when_the_backbone_is_frozen() -> None:
     from capsweep.model.optimizers import SplitLearningRate
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=0))
     compile_model(transfer, TrainerConfig(optimizer="adam", learning_rate=2e-3))
@@ -158,7 +158,7 @@ def test_make_optimizer_refuses_an_unknown_name_listing_the_choices() -> None:
 
 @pytest.mark.parametrize("train_bn", [False, True])
 def test_batch_norm_statistics_move_during_training_only_with_train_bn(train_bn: bool) -> None:
-    from capsweep.train.fit import compile_model
+    from capsweep.train.compiled_models import compile_model
 
     transfer = tiny_transfer(CapacityConfig(unfreeze=6, unit=Unit.block, train_bn=train_bn))
     moving_mean = transfer.backbone.get_layer("stage3_block2_2_bn").moving_mean

@@ -96,6 +96,15 @@ class MixedPrecision(StrEnum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
+class TrainingProtocol(StrEnum):
+    """``trainer.protocol``: how a trial trains the units it unfreezes and its head."""
+
+    joint = "joint"  # head and unfrozen units together from the start, each at its own rate
+    # a linear probe first (the head on the frozen backbone, at the head's rate), then the
+    # head and the unfrozen units together at the backbone's rate (Kumar et al., 2022)
+    lp_ft = "lp_ft"
+
+
 class RepeatOver(StrEnum):
     """``hydra.sweeper.repeat_over``: what the repeats of a configuration vary."""
 

@@ -24,6 +24,7 @@ from capsweep.settings.choices import (
     MixedPrecision,
     Optimizer,
     Pooling,
+    TrainingProtocol,
     Unit,
 )
 
@@ -120,6 +121,11 @@ class TrainerConfig:
     learning_rate: float = 1e-2
     # Learning rate of unfrozen backbone layers: pretrained, they learn slower than the head.
     backbone_learning_rate: float = 1e-3
+    # joint: the head and the unfrozen units train together, each at its rate. lp_ft: the
+    # head first on the frozen backbone (a linear probe, at learning_rate), then head and
+    # units together at backbone_learning_rate (Kumar et al., ICLR 2022). The probe runs
+    # on cached features and is shared by every unfreeze count with the same head.
+    protocol: TrainingProtocol = TrainingProtocol.joint
     # Stop when val_accuracy has not improved for this many epochs, best weights restored;
     # null disables it.
     early_stopping_patience: int | None = 10

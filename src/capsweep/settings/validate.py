@@ -27,6 +27,7 @@ from capsweep.settings.choices import (
     MixedPrecision,
     Optimizer,
     Pooling,
+    TrainingProtocol,
 )
 from capsweep.settings.schema import (
     BackboneConfig,
@@ -274,6 +275,7 @@ def check_trainer(trainer: TrainerConfig) -> None:
     require_count("trainer.epochs", trainer.epochs, minimum=1)
     require_count("trainer.batch_size", trainer.batch_size, minimum=1)
     check_optimizer(trainer.optimizer, trainer.learning_rate)
+    member("trainer.protocol", trainer.protocol, TrainingProtocol, "is not a training protocol")
     _require_positive("trainer.backbone_learning_rate", trainer.backbone_learning_rate)
     if trainer.early_stopping_patience is not None:
         require_count("trainer.early_stopping_patience", trainer.early_stopping_patience)

@@ -161,6 +161,7 @@ CAVEATS = (
     "trainer.learning_rate",
     "trainer.backbone_learning_rate",
     "trainer.early_stopping_patience",
+    "trainer.protocol",
 )
 
 

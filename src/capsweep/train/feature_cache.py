@@ -59,6 +59,8 @@ class TrialFeatures:
     hit: bool
     # Seconds spent computing features (0 on a hit; lookups and hashing excluded).
     seconds: float
+    # The entry's digest: what the features are of (backbone, weights, data, cut).
+    key: str = ""
 
 
 def cache_root(cache: CacheConfig, outputs: str) -> Path:
@@ -130,23 +132,31 @@ def trial_features(
     capacity: CapacityConfig,
     preprocessing: str,
     input_size: int,
+    cut: str | None = None,
+    also: Sequence[str] = (),
 ) -> TrialFeatures:
     """The features of ``data``'s splits at the trial's cut, from the cache or computed.
 
-    On a miss, one forward pass computes the features at the trial's cut and at the cuts
-    of ``cache.cuts``, and stores each as its own entry.
+    On a miss, one forward pass computes the features at the cut, at the cuts of
+    ``cache.cuts`` and at ``also``, and stores each as its own entry.
+
+    Args:
+        cut: Another layer's features than the trial's cut (a linear probe's, at the
+            backbone's output).
+        also: Cuts to compute in the same pass on a miss (the probe's, for a trial).
     """
     splits = [data.train, data.val, data.test]
     pool = image_pool(splits)
     key = base_key(transfer, preprocessing, input_size, pool.fingerprint, cache.dtype)
-    cut = find_cut(transfer.backbone)
+    cut = cut or find_cut(transfer.backbone)
     own = replace(key, cut=cut)
     found = _lookup(own, store)
     seconds = 0.0
     if found is None:
+        others = [*extra_cuts(transfer, capacity, cache.cuts or []), *also]
         wanted = [cut] + [
             other
-            for other in extra_cuts(transfer, capacity, cache.cuts or [])
+            for other in dict.fromkeys(others)
             if other != cut and _lookup(replace(key, cut=other), store) is None
         ]
         started = time.perf_counter()
@@ -160,7 +170,13 @@ def trial_features(
         features = found
     train, val, test = (np.asarray(features[rows], dtype=np.float32) for rows in pool.split_rows)
     return TrialFeatures(
-        cut=cut, train=train, val=val, test=test, hit=found is not None, seconds=seconds
+        cut=cut,
+        train=train,
+        val=val,
+        test=test,
+        hit=found is not None,
+        seconds=seconds,
+        key=own.digest(),
     )
 
 

@@ -13,11 +13,10 @@ import keras
 
 from capsweep.data import Dataset
 from capsweep.data.dataset import Split
-from capsweep.model.optimizers import SplitLearningRate, make_optimizer
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
+from capsweep.train.compiled_models import hand_back, trained_model
 from capsweep.train.inputs import PREFETCH_BATCHES, batches
-from capsweep.train.precision import with_loss_scaling
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
 EpochListener = Callable[[int, dict[str, float]], None]
@@ -49,10 +48,16 @@ class TrialMetrics:
     # features, and (added by the trial) loading data and building the model.
     # Recorded as metrics, but not objectives: they vary from run to run.
     timings: dict[str, float] = field(default_factory=dict)
+    # How the trained model was compiled: whether XLA compiled its steps, and whether it
+    # was an earlier trial's model of the same architecture (no new tracing).
+    xla: bool = False
+    model_reused: bool = False
 
     def scalars(self) -> dict[str, float]:
-        """The final metrics, without the per-epoch history and the extra timings."""
-        return {k: float(v) for k, v in vars(self).items() if k not in ("history", "timings")}
+        """The final metrics, without the per-epoch history, the extra timings and how the
+        model was compiled."""
+        left_out = ("history", "timings", "xla", "model_reused")
+        return {k: float(v) for k, v in vars(self).items() if k not in left_out}
 
 
 # Evaluation runs in inference mode (BatchNorm on moving statistics, no dropout), where
@@ -114,32 +119,6 @@ class _StepTimer(keras.callbacks.Callback):
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         self.validation_seconds += time.perf_counter() - self._started
-
-
-def compile_model(
-    transfer: TransferModel, trainer: TrainerConfig, *, model: keras.Model | None = None
-) -> None:
-    """Compile with the head's learning rate, and a lower one for unfrozen backbone layers.
-
-    Args:
-        transfer: The transfer model; its backbone's trainable variables get the lower rate.
-        trainer: The optimizer settings, loss scaling (``mixed_float16``) and XLA.
-        model: The model to compile, when not ``transfer.model`` (a trainable suffix that
-            shares its layers).
-    """
-    head = make_optimizer(trainer.optimizer, trainer.learning_rate)
-    backbone_paths = [variable.path for variable in transfer.backbone.trainable_variables]
-    optimizer: keras.optimizers.Optimizer = head
-    if backbone_paths:
-        optimizer = SplitLearningRate(
-            head, make_optimizer(trainer.optimizer, trainer.backbone_learning_rate), backbone_paths
-        )
-    (model or transfer.model).compile(
-        optimizer=with_loss_scaling(optimizer, trainer.mixed_precision),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=trainer.jit_compile,
-    )
 
 
 def feature_batches(features: Any, split: Split, batch_size: int, seed: int) -> Any:
@@ -227,9 +206,8 @@ def fit_and_evaluate(
         train_batches = batches(data.train, batch_size=trainer.batch_size, seed=trainer.seed)
     else:
         train_batches = feature_batches(inputs.train, data.train, trainer.batch_size, trainer.seed)
-    model = inputs.model
     started = time.perf_counter()
-    compile_model(transfer, trainer, model=model)
+    model, reused = trained_model(transfer, trainer, model=inputs.model)
     compile_seconds = time.perf_counter() - started
     timer = _StepTimer()
     callbacks: list[keras.callbacks.Callback] = [
@@ -280,6 +258,8 @@ def fit_and_evaluate(
         )
     }
     evaluate_seconds = time.perf_counter() - started
+    if reused:  # the trial's own model ends trained, as if it had trained itself
+        hand_back(model, inputs.model)
     epochs_run = len(losses)
     report = transfer.report
     # Training steps only: tracing (the first step) and validation are timed apart.
@@ -306,6 +286,8 @@ def fit_and_evaluate(
             "fit_wall_seconds": fit_wall_seconds,
             "compile_seconds": compile_seconds,
         },
+        xla=bool(model.jit_compile),
+        model_reused=reused,
     )
 
 

@@ -10,6 +10,7 @@ opens a run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -29,13 +30,14 @@ from capsweep.model.capacity import CapacityReport, units_to_unfreeze
 from capsweep.model.split import trainable_suffix
 from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
-from capsweep.settings.choices import SOURCE_WEIGHTS
+from capsweep.settings.choices import SOURCE_WEIGHTS, TrainingProtocol
 from capsweep.train.backbone_reuse import trial_backbone
 from capsweep.train.curves import learning_curve
 from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
 from capsweep.train.fit import EpochListener, FitInputs, TrialMetrics, fit_and_evaluate
 from capsweep.train.graph_memory import released_trial_graphs
+from capsweep.train.linear_probe import linear_probe, output_cut
 from capsweep.train.precision import dtype_policy, require_device_for
 from capsweep.train.pretrain import ensure_source_weights, source_weights_path
 
@@ -210,6 +212,7 @@ def plan_inputs(prepared: PreparedTrial, settings: CapsweepConfig) -> CachePlan:
     )
     if reason is not None:
         return CachePlan(None, {"capsweep.cache": "off", "capsweep.cache_reason": reason})
+    lp_ft = settings.trainer.protocol == TrainingProtocol.lp_ft
     features = trial_features(
         transfer,
         prepared.data,
@@ -218,6 +221,7 @@ def plan_inputs(prepared: PreparedTrial, settings: CapsweepConfig) -> CachePlan:
         capacity=settings.capacity,
         preprocessing=preprocessing_mode(settings.backbone.name),
         input_size=settings.backbone.input_size,
+        also=[output_cut(transfer)] if lp_ft else [],  # the probe's, in the same pass
     )
     suffix = trainable_suffix(transfer.model, transfer.backbone, features.cut)
     tags = {
@@ -262,11 +266,19 @@ def train_trial(
     # Cache lookups, the feature pass on a miss (also in feature_seconds), the suffix.
     inputs_seconds = time.perf_counter() - started
     recorder.set_tags(plan.tags)
+    trainer, probe = settings.trainer, None
+    if trainer.protocol == TrainingProtocol.lp_ft and transfer.backbone.trainable_variables:
+        with dtype_policy(trainer.mixed_precision):
+            probe = linear_probe(transfer, prepared.data, settings)
+        recorder.log_metrics(probe.metrics())
+        recorder.set_tags({"capsweep.probe_reused": str(probe.reused)})
+        # The second stage: head and units together, at the units' (lower) rate.
+        trainer = dataclasses.replace(trainer, learning_rate=trainer.backbone_learning_rate)
     try:
         metrics = fit_and_evaluate(
             transfer,
             prepared.data,
-            settings.trainer,
+            trainer,
             [log_epoch, *listeners],
             inputs=plan.inputs,
         )
@@ -292,9 +304,15 @@ def train_trial(
         recorder.log_text(model_summary(transfer.model), "model_summary.txt")
         figure = learning_curve(metrics.history, title=title or settings.backbone.name)
         recorder.log_figure(figure, "learning_curve.png")
-    trained = transfer.model if plan.inputs is None else plan.inputs.model
-    # Whether XLA compiled the steps: trainer.jit_compile=auto is Keras' choice per device.
-    recorder.set_tags({"capsweep.state": "COMPLETE", "capsweep.xla": str(trained.jit_compile)})
+    # Whether XLA compiled the steps (trainer.jit_compile=auto is Keras' choice per
+    # device), and whether an earlier trial's compiled model of this architecture trained.
+    recorder.set_tags(
+        {
+            "capsweep.state": "COMPLETE",
+            "capsweep.xla": str(metrics.xla),
+            "capsweep.model_reused": str(metrics.model_reused),
+        }
+    )
     log.info(
         "val_accuracy=%.3f train_accuracy=%.3f test_accuracy=%.3f trainable_params=%d "
         "fit_seconds=%.1f (run %s)",
