@@ -10,10 +10,13 @@ import pytest
 
 from capsweep.model.blocks import cut_points, inbound_layers
 from capsweep.settings import Unit
+from capsweep.settings.choices import BACKBONES
 
 # Residual blocks: ResNet50 3+4+6+3; MobileNetV2 the 10 inverted residuals with a skip;
 # EfficientNetB0 its 16 MBConv blocks (each has a squeeze-excite branch).
 BLOCK_COUNTS = {"resnet50": 16, "mobilenetv2": 10, "efficientnetb0": 16}
+# The counts the settings check uses before building (capacity.position, unfreeze).
+TABULATED = {str(name): spec.blocks for name, spec in BACKBONES.items() if spec.blocks}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,14 @@ def non_input_layers(model: Any) -> list[str]:
 
 @pytest.mark.parametrize(("name", "count"), sorted(BLOCK_COUNTS.items()))
 def test_block_count(application: Callable[[str], Any], name: str, count: int) -> None:
+    assert len(blocks_of(application(name))) == count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "count"), sorted(TABULATED.items()))
+def test_the_tabulated_block_count_is_the_one_discovered(
+    application: Callable[[str], Any], name: str, count: int
+) -> None:
     assert len(blocks_of(application(name))) == count
 
 

@@ -1,7 +1,7 @@
 """Freezing and parameter accounting on ResNet50: the seed post's numbers and the units.
 
 ResNet50 is built once for this module (random weights, 224 px). Every test that changes
-its trainable flags goes through ``unfreeze_last``, which resets all of them first.
+its trainable flags goes through ``unfreeze_units``, which resets all of them first.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def test_unfreezing_the_last_four_layers_trains_the_last_convolution_without_a_w
 def test_weighted_layer_units_never_select_batch_norm_when_train_bn_is_false(
     resnet50: Any,
 ) -> None:
-    from capsweep.model.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_units
 
-    unfrozen = unfreeze_last(resnet50, 30, Unit.weighted_layer, train_bn=False)
+    unfrozen = unfreeze_units(resnet50, 30, Unit.weighted_layer, train_bn=False)
 
     assert len(unfrozen.layers) == 30
     assert [name for name in unfrozen.layers if is_batch_norm(resnet50.get_layer(name))] == []
@@ -107,9 +107,9 @@ def test_weighted_layer_units_never_select_batch_norm_when_train_bn_is_false(
 
 
 def test_weighted_layer_units_include_batch_norm_when_train_bn_is_true(resnet50: Any) -> None:
-    from capsweep.model.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_units
 
-    unfrozen = unfreeze_last(resnet50, 1, Unit.weighted_layer, train_bn=True)
+    unfrozen = unfreeze_units(resnet50, 1, Unit.weighted_layer, train_bn=True)
 
     assert unfrozen.layers == ("conv5_block3_3_bn",)
     assert resnet50.get_layer("conv5_block3_3_bn").trainable
@@ -119,9 +119,9 @@ def test_weighted_layer_units_include_batch_norm_when_train_bn_is_true(resnet50:
 def test_batch_norm_in_unfrozen_blocks_trains_only_with_train_bn(
     resnet50: Any, train_bn: bool
 ) -> None:
-    from capsweep.model.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_units
 
-    unfrozen = unfreeze_last(resnet50, 2, Unit.block, train_bn=train_bn)
+    unfrozen = unfreeze_units(resnet50, 2, Unit.block, train_bn=train_bn)
     layers = [resnet50.get_layer(name) for name in unfrozen.layers]
 
     batch_norms = [layer for layer in layers if is_batch_norm(layer)]
@@ -132,10 +132,10 @@ def test_batch_norm_in_unfrozen_blocks_trains_only_with_train_bn(
 
 
 def test_unfreezing_resets_what_an_earlier_setting_unfroze(resnet50: Any) -> None:
-    from capsweep.model.capacity import unfreeze_last
+    from capsweep.model.capacity import unfreeze_units
 
-    unfreeze_last(resnet50, 16, Unit.block)
-    unfreeze_last(resnet50, 1, Unit.block)
+    unfreeze_units(resnet50, 16, Unit.block)
+    unfreeze_units(resnet50, 1, Unit.block)
 
     trained = {layer.name for layer in resnet50.layers if layer.trainable_weights}
     assert trained == {f"conv5_block3_{index}_conv" for index in (1, 2, 3)}

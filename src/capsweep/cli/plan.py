@@ -53,13 +53,36 @@ def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[s
     return table
 
 
-def plan(settings: CapsweepConfig) -> tuple[list[dict[str, int]], dict[str, int]]:
-    """The plan's rows and summary; TensorFlow loads here, after the settings are checked."""
+def plan(
+    settings: CapsweepConfig,
+) -> tuple[list[dict[str, int]], dict[str, int], list[dict[str, object]]]:
+    """The plan's rows, summary and positions; TensorFlow loads here, after the checks."""
     from capsweep.data import planned_num_classes
-    from capsweep.model.capacity_plan import plan_rows
+    from capsweep.model.capacity_plan import plan_rows, planned_backbone, position_rows
 
     num_classes = planned_num_classes(settings.data)
-    return plan_rows(settings.backbone, settings.capacity, settings.head, num_classes)
+    backbone = planned_backbone(settings.backbone)
+    rows, summary = plan_rows(backbone, settings.capacity, settings.head, num_classes)
+    return rows, summary, position_rows(backbone, settings.capacity)
+
+
+def render_positions(settings: CapsweepConfig, rows: list[dict[str, object]]) -> Table:
+    """For ``capacity.unfreeze`` units, each position: the layers and parameters that train."""
+    capacity = settings.capacity
+    table = Table(
+        title=f"capacity.unfreeze={capacity.unfreeze} {capacity.unit.name}(s) at each "
+        "capacity.position (0 = the first unit; last = the last row)"
+    )
+    for header in ("position", "units", "layers that train", "trainable in backbone"):
+        table.add_column(header, justify="left" if header == "layers that train" else "right")
+    for row in rows:
+        table.add_row(
+            str(row["start"]),
+            str(row["units"]),
+            str(row["layers"]),
+            f"{row['trainable_backbone_params']:,}",
+        )
+    return table
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -76,11 +99,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 settings, backbone=dataclasses.replace(settings.backbone, weights=None)
             )
         )
-        rows, summary = plan(settings)
+        rows, summary, positions = plan(settings)
     except CapsweepConfigError as error:
         print(f"capsweep-plan: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    Console(width=160).print(render(settings, rows, summary))
+    console = Console(width=160)
+    console.print(render(settings, rows, summary))
+    if settings.capacity.unfreeze and positions:
+        console.print(render_positions(settings, positions))
 
 
 if __name__ == "__main__":

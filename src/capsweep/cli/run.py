@@ -12,7 +12,7 @@ import tensorflow as tf
 import yaml
 
 from capsweep import tracking
-from capsweep.model.capacity import CapacityReport
+from capsweep.model.capacity import CapacityReport, Unfrozen
 from capsweep.redaction import redact_text, redact_url
 from capsweep.settings import CapsweepConfig, as_plain_dict
 from capsweep.train.fit import EpochListener
@@ -60,9 +60,18 @@ def trial_tags(settings: CapsweepConfig) -> dict[str, Any]:
     return {
         "capsweep.backbone": settings.backbone.name,
         "capsweep.unfreeze": settings.capacity.unfreeze,
+        "capsweep.position": settings.capacity.position,
         "capsweep.unit": settings.capacity.unit.name,
         "capsweep.head_depth": settings.head.depth,
     }
+
+
+def units_tag(unfrozen: Unfrozen) -> str:
+    """``2–3 of 6``: which units (0 = the first) a trial trained, of how many."""
+    if not unfrozen.requested:
+        return f"none of {unfrozen.available}"
+    last = unfrozen.start + unfrozen.requested - 1
+    return f"{unfrozen.start}–{last} of {unfrozen.available}"
 
 
 def loggable_config(settings: CapsweepConfig) -> dict[str, Any]:
@@ -150,6 +159,7 @@ def _run(
             run_name=run_name,
             tags={
                 **trial_tags(settings),
+                "capsweep.units": units_tag(prepared.transfer.unfrozen),
                 "capsweep.deterministic_ops": prepared.deterministic_ops,
                 "capsweep.backbone_reused": prepared.backbone_reused,
                 **(extra_tags or {}),

@@ -1,4 +1,5 @@
-"""Freeze a backbone, unfreeze its last N units, and account for what that trains.
+"""Freeze a backbone, unfreeze N of its units (the last, the first, or from any position),
+and account for what that trains.
 
 Units are real blocks (:mod:`capsweep.model.blocks`), layers that hold trainable weights, or raw
 Keras layers. This module knows Keras models but no MLflow, Optuna or CLI.
@@ -11,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from capsweep.errors import CapsweepConfigError, require_count
 from capsweep.model.blocks import find_blocks, inbound_layers
 from capsweep.settings import Unit
+from capsweep.settings.unit_range import LAST, unit_range
 
 log = logging.getLogger(__name__)
 
@@ -50,47 +51,48 @@ def _param_count(weights: Any) -> int:
 
 
 def units_to_unfreeze(
-    backbone: Any, unfreeze: int, unit: Unit, *, train_bn: bool = False
-) -> list[list[str]]:
-    """The backbone's units of kind ``unit``, once ``unfreeze`` is known to fit them.
+    backbone: Any, unfreeze: int, unit: Unit, *, position: Any = LAST, train_bn: bool = False
+) -> tuple[list[list[str]], range]:
+    """The backbone's units of kind ``unit``, and the indices of those a setting trains.
 
     Raises:
         CapsweepConfigError: ``unfreeze`` is negative, not an integer, or more than the
-            backbone has.
+            backbone has, or the range from ``position`` runs past its last unit.
     """
-    require_count("capacity.unfreeze", unfreeze)
     units = backbone_units(backbone, unit, train_bn=train_bn)
-    if unfreeze > len(units):
-        raise CapsweepConfigError(
-            "capacity.unfreeze",
-            unfreeze,
-            f"{backbone.name} has only {len(units)} units of kind {unit.name}",
-            fix=f"use capacity.unfreeze between 0 and {len(units)}",
-        )
-    return units
+    chosen = unit_range(len(units), unfreeze, position, backbone=backbone.name, unit=unit.name)
+    return units, chosen
 
 
 @dataclass(frozen=True)
 class Unfrozen:
-    """Which backbone layers a capacity setting trains."""
+    """Which backbone layers a capacity setting trains: units ``start`` to ``start +
+    requested - 1`` (0 = the first) of the ``available`` of kind ``unit``."""
 
     unit: Unit
     requested: int
     available: int
     layers: tuple[str, ...]
+    start: int = 0
 
 
-def unfreeze_last(backbone: Any, unfreeze: int, unit: Unit, *, train_bn: bool = False) -> Unfrozen:
-    """Freeze ``backbone``, then make its last ``unfreeze`` units trainable.
+def unfreeze_units(
+    backbone: Any, unfreeze: int, unit: Unit, *, position: Any = LAST, train_bn: bool = False
+) -> Unfrozen:
+    """Freeze ``backbone``, then make ``unfreeze`` of its units trainable, from ``position``
+    (``last``: the last ones; ``first``; or the index of the first, 0-based).
 
-    BatchNorm layers stay frozen (inference mode) unless ``train_bn``.
+    The frozen units after the range still pass the gradient on to it. BatchNorm layers
+    stay frozen (inference mode) unless ``train_bn``.
 
     Raises:
         CapsweepConfigError: ``unfreeze`` is negative, not an integer, or more than the
-            backbone has.
+            backbone has, or the range runs past its last unit.
     """
-    units = units_to_unfreeze(backbone, unfreeze, unit, train_bn=train_bn)
-    selected = [name for group in units[len(units) - unfreeze :] for name in group]
+    units, chosen = units_to_unfreeze(
+        backbone, unfreeze, unit, position=position, train_bn=train_bn
+    )
+    selected = [name for index in chosen for name in units[index]]
     backbone.trainable = True
     for layer in backbone.layers:
         layer.trainable = False
@@ -98,8 +100,14 @@ def unfreeze_last(backbone: Any, unfreeze: int, unit: Unit, *, train_bn: bool = 
         layer = backbone.get_layer(name)
         layer.trainable = train_bn or not is_batch_norm(layer)
     if unfreeze and not backbone.trainable_weights:
-        _warn_weightless(backbone, unfreeze, unit, units, selected, train_bn)
-    return Unfrozen(unit=unit, requested=unfreeze, available=len(units), layers=tuple(selected))
+        _warn_weightless(backbone, unfreeze, unit, units, selected, train_bn, position)
+    return Unfrozen(
+        unit=unit,
+        requested=unfreeze,
+        available=len(units),
+        layers=tuple(selected),
+        start=chosen.start,
+    )
 
 
 def _warn_weightless(
@@ -109,23 +117,29 @@ def _warn_weightless(
     units: list[list[str]],
     selected: list[str],
     train_bn: bool,
+    position: Any,
 ) -> None:
-    needed = next(
-        (
-            count
-            for count in range(unfreeze + 1, len(units) + 1)
-            if any(
-                _holds_trainable_weights(backbone.get_layer(name), train_bn)
-                for name in units[len(units) - count]
-            )
-        ),
-        None,
+    needed = (
+        None
+        if position != LAST
+        else next(
+            (
+                count
+                for count in range(unfreeze + 1, len(units) + 1)
+                if any(
+                    _holds_trainable_weights(backbone.get_layer(name), train_bn)
+                    for name in units[len(units) - count]
+                )
+            ),
+            None,
+        )
     )
-    hint = (
-        f"capacity.unfreeze={needed} is the smallest {unit.name} count that trains weights"
-        if needed
-        else "no count of this unit trains weights"
-    )
+    if needed:
+        hint = f"capacity.unfreeze={needed} is the smallest {unit.name} count that trains weights"
+    elif position != LAST:
+        hint = "move capacity.position or raise capacity.unfreeze"
+    else:
+        hint = "no count of this unit trains weights"
     log.warning(
         "capacity.unfreeze=%d with capacity.unit=%s unfreezes only weightless layers (%s): "
         "it trains 0 backbone parameters. %s, or use capacity.unit=block.",
@@ -162,10 +176,10 @@ def capacity_report(
     """Account for a model made of ``backbone`` (as currently frozen) and a head.
 
     Args:
-        backbone: The backbone model, after :func:`unfreeze_last`.
+        backbone: The backbone model, after :func:`unfreeze_units`.
         head_trainable_params: Trainable parameters outside the backbone.
         head_total_params: All parameters outside the backbone.
-        unfrozen: What :func:`unfreeze_last` returned.
+        unfrozen: What :func:`unfreeze_units` returned.
     """
     backbone_total = _param_count(backbone.weights)
     backbone_trainable = _param_count(backbone.trainable_weights)

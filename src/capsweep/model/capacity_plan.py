@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from capsweep.model.backbones import build_configured_backbone
-from capsweep.model.capacity import backbone_units, capacity_report, unfreeze_last
+from capsweep.model.capacity import backbone_units, capacity_report, unfreeze_units
 from capsweep.model.transfer import head_parameters
 from capsweep.settings import BackboneConfig, CapacityConfig, HeadConfig
 
@@ -22,19 +23,46 @@ def unfreeze_settings(available: int, limit: int = 12) -> list[int]:
     return sorted(counts)
 
 
+def position_rows(backbone: Any, capacity: CapacityConfig) -> list[dict[str, object]]:
+    """For ``capacity.unfreeze`` units, each position they may start at: which layers
+    train and how many backbone parameters (the head's do not depend on it)."""
+    available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
+    rows: list[dict[str, object]] = []
+    for start in range(available - capacity.unfreeze + 1):
+        unfrozen = unfreeze_units(
+            backbone, capacity.unfreeze, capacity.unit, position=start, train_bn=capacity.train_bn
+        )
+        report = capacity_report(backbone, 0, 0, unfrozen)
+        rows.append(
+            {
+                "start": start,
+                "units": f"{start}–{start + capacity.unfreeze - 1}",
+                "layers": f"{unfrozen.layers[0]} … {unfrozen.layers[-1]}"
+                if unfrozen.layers
+                else "-",
+                "trainable_backbone_params": report.trainable_backbone_params,
+            }
+        )
+    return rows
+
+
+def planned_backbone(backbone_settings: BackboneConfig) -> Any:
+    """The backbone with random weights: parameter counts do not depend on weights."""
+    return build_configured_backbone(backbone_settings, None)
+
+
 def plan_rows(
-    backbone_settings: BackboneConfig,
+    backbone: Any,
     capacity: CapacityConfig,
     head: HeadConfig,
     num_classes: int,
 ) -> tuple[list[dict[str, int]], dict[str, int]]:
-    """Build the backbone once, with random weights, and account for each setting.
+    """Account for each setting of the last units unfrozen and of the head's depth.
 
     Returns:
         One row per (unfreeze, head depth) with the capacity report's counts, and a
         summary of the backbone (layers, parameters, units available, classes).
     """
-    backbone = build_configured_backbone(backbone_settings, None)  # counts need no weights
     available = len(backbone_units(backbone, capacity.unit, train_bn=capacity.train_bn))
     # A head's parameters do not depend on what the backbone unfreezes: count them once.
     heads = {
@@ -45,7 +73,7 @@ def plan_rows(
     }
     rows = []
     for unfreeze in unfreeze_settings(available):
-        unfrozen = unfreeze_last(backbone, unfreeze, capacity.unit, train_bn=capacity.train_bn)
+        unfrozen = unfreeze_units(backbone, unfreeze, capacity.unit, train_bn=capacity.train_bn)
         for depth, (head_trainable, head_total) in heads.items():
             report = capacity_report(backbone, head_trainable, head_total, unfrozen)
             rows.append({"unfreeze": unfreeze, "head_depth": depth, **report.as_dict()})

@@ -19,8 +19,9 @@ from typing import Any
 import keras
 
 from capsweep.model.blocks import cut_points, inbound_layers
-from capsweep.model.capacity import backbone_units, is_batch_norm
+from capsweep.model.capacity import is_batch_norm, units_to_unfreeze
 from capsweep.settings import Unit
+from capsweep.settings.unit_range import LAST
 
 # Layers that draw random numbers in training mode: the prefix computes them in inference
 # mode, which only matches the whole model when the backbone runs with training=False.
@@ -52,13 +53,23 @@ def find_cut(backbone: keras.Model) -> str:
     return _cut_name(backbone, {layer.name for layer in backbone.layers if layer.trainable_weights})
 
 
-def planned_cut(backbone: keras.Model, unfreeze: int, unit: Unit, *, train_bn: bool = False) -> str:
-    """The cut :func:`find_cut` would give once the last ``unfreeze`` units are unfrozen.
+def planned_cut(
+    backbone: keras.Model,
+    unfreeze: int,
+    unit: Unit,
+    *,
+    position: Any = LAST,
+    train_bn: bool = False,
+) -> str:
+    """The cut :func:`find_cut` would give once ``unfreeze`` units from ``position`` are
+    unfrozen (the last ones by default).
 
     Reads the layer graph only; the backbone's ``trainable`` flags are left as they are.
     """
-    units = backbone_units(backbone, unit, train_bn=train_bn)
-    selected = [name for group in units[len(units) - unfreeze :] for name in group]
+    units, chosen = units_to_unfreeze(
+        backbone, unfreeze, unit, position=position, train_bn=train_bn
+    )
+    selected = [name for index in chosen for name in units[index]]
     trains = {
         name
         for name in selected

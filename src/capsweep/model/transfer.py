@@ -9,7 +9,7 @@ from typing import Any
 import keras
 
 from capsweep.model.augment import augmentation_layers
-from capsweep.model.capacity import CapacityReport, Unfrozen, capacity_report, unfreeze_last
+from capsweep.model.capacity import CapacityReport, Unfrozen, capacity_report, unfreeze_units
 from capsweep.model.heads import apply_head
 from capsweep.model.layers import ImagePreprocessing
 from capsweep.settings import CapacityConfig, HeadConfig
@@ -44,7 +44,13 @@ def build_transfer_model(
     names random augmentations (``data.augment``) applied before the backbone, in
     training only.
     """
-    unfrozen = unfreeze_last(backbone, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
+    unfrozen = unfreeze_units(
+        backbone,
+        capacity.unfreeze,
+        capacity.unit,
+        position=capacity.position,
+        train_bn=capacity.train_bn,
+    )
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     x = ImagePreprocessing(preprocessing, name="preprocessing")(inputs)
     for layer in augmentation_layers(augment):

@@ -14,7 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from capsweep.settings.unit_range import range_label
+
 log = logging.getLogger(__name__)
+
+UNFREEZE, POSITION = "capacity.unfreeze", "capacity.position"
 
 COMPLETE = "COMPLETE"
 _REQUIRED_METRICS = ("val_accuracy", "trainable_params")
@@ -223,13 +227,18 @@ def params_label(params: Mapping[str, Any]) -> str:
     """``capacity.unfreeze=1, head.depth=0`` shortened to ``unfreeze=1, depth=0``.
 
     A name keeps its prefix where the short form would be ambiguous (``backbone.name``
-    next to ``data.name``).
+    next to ``data.name``). Where the position of the unfrozen units is among the params,
+    it and the count read as one range: ``units 0–0, depth=0`` or ``last 2, depth=0``.
     """
     if not params:
         return "(no swept parameters)"
+    params = dict(params)
+    ranged = None
+    if POSITION in params:
+        ranged = range_label(params.pop(UNFREEZE, "?"), params.pop(POSITION))
     short = {name: name.rsplit(".", 1)[-1] for name in params}
     clashes = {s for s in short.values() if list(short.values()).count(s) > 1}
-    parts = []
+    parts = [] if ranged is None else [ranged]
     for name in sorted(params):
         shown = name if short[name] in clashes else short[name]
         value = params[name]

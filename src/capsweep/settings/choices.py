@@ -82,6 +82,20 @@ class Augmentation(StrEnum):
     rotation = "rotation"  # up to ±10 % of a turn
 
 
+class Corruption(StrEnum):
+    """``data.corruption``: an input-level shift applied to the digits target task's images.
+
+    Fixed per image (noise drawn from the image's own seed), so the corrupted task is one
+    data set, as CIFAR-10-C is: every trial and repeat sees the same corrupted images.
+    """
+
+    none = "none"
+    invert = "invert"  # dark strokes on a light ground
+    noise = "noise"  # Gaussian noise, standard deviation 64 of 255
+    blur = "blur"  # Gaussian blur, radius 2 pixels at 32 px (scaled with the size)
+    contrast = "contrast"  # the range squeezed to 30 % around mid-grey
+
+
 class CacheDtype(StrEnum):
     """``cache.dtype``: how cached features are stored."""
 
@@ -123,6 +137,10 @@ class BackboneSpec:
     # A mode of capsweep.model.layers.ImagePreprocessing.
     preprocessing: str
     min_input_size: int
+    # Its blocks (capacity.unit=block), as capsweep finds them in the layer graph; None
+    # where they depend on the settings (small_resnet). tests/test_backbone_blocks.py
+    # builds each backbone and checks the count.
+    blocks: int | None = None
 
     @property
     def has_imagenet_weights(self) -> bool:
@@ -131,12 +149,15 @@ class BackboneSpec:
 
 BACKBONES: dict[BackboneName, BackboneSpec] = {
     BackboneName.small_resnet: BackboneSpec(None, "unit", 8),
-    BackboneName.resnet50: BackboneSpec("ResNet50", "caffe", 32),
-    BackboneName.resnet101: BackboneSpec("ResNet101", "caffe", 32),
-    BackboneName.mobilenetv2: BackboneSpec("MobileNetV2", "tf", 32),
-    # EfficientNet rescales and normalizes inside the application itself.
-    BackboneName.efficientnetb0: BackboneSpec("EfficientNetB0", "none", 32),
-    BackboneName.efficientnetb1: BackboneSpec("EfficientNetB1", "none", 32),
+    # Residual blocks 3+4+6+3 and 3+4+23+3.
+    BackboneName.resnet50: BackboneSpec("ResNet50", "caffe", 32, blocks=16),
+    BackboneName.resnet101: BackboneSpec("ResNet101", "caffe", 32, blocks=33),
+    # The inverted residuals with a skip; those without one join the block before them.
+    BackboneName.mobilenetv2: BackboneSpec("MobileNetV2", "tf", 32, blocks=10),
+    # Every MBConv block (each has a squeeze-excite branch). EfficientNet rescales and
+    # normalizes inside the application itself.
+    BackboneName.efficientnetb0: BackboneSpec("EfficientNetB0", "none", 32, blocks=16),
+    BackboneName.efficientnetb1: BackboneSpec("EfficientNetB1", "none", 32, blocks=23),
 }
 # backbone.weights values that are not file paths.
 SOURCE_WEIGHTS = "source"

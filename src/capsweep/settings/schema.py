@@ -20,6 +20,7 @@ from capsweep.settings.choices import (
     Augmentation,
     BackboneName,
     CacheDtype,
+    Corruption,
     DatasetName,
     MixedPrecision,
     Optimizer,
@@ -52,6 +53,10 @@ class DataConfig:
     # digits: labelled target images per class for training, and the validation size.
     train_per_class: int = 10
     val_size: int = 200
+    # digits: an input-level shift of the target images (none | invert | noise | blur |
+    # contrast). Target classes may then be source classes: the target task draws its
+    # images from the half of those classes the pretraining never saw.
+    corruption: Corruption = Corruption.none
     # Random augmentation of the training images, applied in the model before the
     # backbone and in training only: any of flip (horizontal), translate (up to 10 % of
     # the side each way), rotation (up to ±10 % of a turn). A trial with augmentation
@@ -92,10 +97,14 @@ class BackboneConfig:
 
 @dataclass
 class CapacityConfig:
-    """How much of the backbone trains: the last ``unfreeze`` units, counted in ``unit``s."""
+    """How much of the backbone trains: ``unfreeze`` units, counted in ``unit``s, from
+    ``position``."""
 
     unfreeze: int = 1
     unit: Unit = Unit.block
+    # Where the unfrozen units start: last (the last `unfreeze` units), first, or the
+    # index of the first one (0 = the first unit). Units outside the range stay frozen.
+    position: Any = "last"
     # Train BatchNorm layers of unfrozen units; false keeps them in inference mode.
     train_bn: bool = False
 
@@ -170,6 +179,9 @@ class CacheConfig:
     # Also compute, on a miss, the features the unfreeze counts listed here need (one
     # forward pass for all); null = only the trial's own. capsweep's sweeper fills it in.
     cuts: list[int] | None = None
+    # The same for unit ranges that start at these indices (capacity.position first or
+    # an index; 0 = the first unit). Filled in by the sweeper too.
+    starts: list[int] | None = None
     # Size cap of the entries on disk; least recently used ones are removed beyond it.
     max_gb: float = 10.0
     # Storage type of the features: float32 | float16 (half the size).

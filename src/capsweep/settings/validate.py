@@ -23,21 +23,25 @@ from capsweep.settings.choices import (
     BackboneName,
     BackboneSpec,
     CacheDtype,
+    Corruption,
     DatasetName,
     MixedPrecision,
     Optimizer,
     Pooling,
     TrainingProtocol,
+    Unit,
 )
 from capsweep.settings.schema import (
     BackboneConfig,
     CacheConfig,
+    CapacityConfig,
     CapsweepConfig,
     DataConfig,
     HeadConfig,
     TrackingConfig,
     TrainerConfig,
 )
+from capsweep.settings.unit_range import check_position, unit_range
 from capsweep.settings.weights_file import check_weights_file
 
 Member = TypeVar("Member", bound=Enum)
@@ -62,11 +66,40 @@ def check_settings(settings: CapsweepConfig) -> None:
     """Raise :class:`CapsweepConfigError` on the first value that cannot work."""
     check_data(settings.data)
     check_backbone(settings.backbone, settings.data)
-    require_count("capacity.unfreeze", settings.capacity.unfreeze)
+    check_capacity(settings.capacity, settings.backbone)
     check_head(settings.head)
     check_trainer(settings.trainer)
     check_tracking(settings.tracking)
     check_cache(settings.cache)
+
+
+def check_capacity(capacity: CapacityConfig, backbone: BackboneConfig) -> None:
+    """Raise on a count or position of units the backbone cannot have.
+
+    Where the backbone's unit count is known without building it (its blocks), a range
+    past its last unit is refused here; otherwise right after the build, still before
+    anything is recorded or pretrained.
+    """
+    require_count("capacity.unfreeze", capacity.unfreeze)
+    check_position(capacity.position)
+    available = known_units(backbone, capacity.unit)
+    if available is not None:
+        unit_range(
+            available,
+            capacity.unfreeze,
+            capacity.position,
+            backbone=str(backbone.name),
+            unit=capacity.unit.name,
+        )
+
+
+def known_units(backbone: BackboneConfig, unit: Unit) -> int | None:
+    """How many units of kind ``unit`` the backbone has, when known without building it."""
+    if unit is not Unit.block:
+        return None
+    if backbone.name == BackboneName.small_resnet:
+        return len(backbone.filters) * backbone.blocks_per_stage
+    return backbone_spec(backbone.name).blocks
 
 
 def check_cache(cache: CacheConfig) -> None:
@@ -87,6 +120,8 @@ def check_cache(cache: CacheConfig) -> None:
         )
     for index, count in enumerate(cache.cuts or []):
         require_count(f"cache.cuts[{index}]", count)
+    for index, start in enumerate(cache.starts or []):
+        require_count(f"cache.starts[{index}]", start)
     if cache.dir is not None and not str(cache.dir).strip():
         raise CapsweepConfigError(
             "cache.dir",
@@ -242,13 +277,16 @@ def _check_digits(data: DataConfig) -> None:
             raise CapsweepConfigError(
                 key, list(classes), "needs two or more distinct digits from 0 to 9"
             )
+    member("data.corruption", data.corruption, Corruption, "is not a corruption of the digits")
     overlap = set(data.source_classes) & set(data.target_classes)
-    if overlap:
+    if overlap and data.corruption == Corruption.none:
         raise CapsweepConfigError(
             "data.target_classes",
             list(data.target_classes),
-            f"shares classes {sorted(overlap)} with data.source_classes",
-            fix="transfer to digits the backbone was not pretrained on",
+            f"shares classes {sorted(overlap)} with data.source_classes, with nothing to "
+            "transfer: the same classes need a shift (data.corruption)",
+            fix="transfer to digits the backbone was not pretrained on, or set "
+            "data.corruption=invert|noise|blur|contrast",
         )
     require_count("data.train_per_class", data.train_per_class, minimum=1)
     require_count("data.val_size", data.val_size, minimum=1)

@@ -30,11 +30,19 @@ def check_job_settings(config: DictConfig, space: SearchSpace) -> None:
     groups = _groups(config)
     base = _base(config, space, groups)
     check_settings(settings_from(base))
+    listed = {key for point in space.points for key in point}
     for name, distribution in space.distributions.items():
+        if name in listed:  # only the listed combinations are trained: checked below
+            continue
         for value in _probe_values(distribution):
             probe = base.copy()
             if _apply(probe, name, value, groups):
                 check_settings(settings_from(probe))
+    for point in space.points:
+        probe = base.copy()
+        applied = [_apply(probe, name, value, groups) for name, value in point.items()]
+        if any(applied):
+            check_settings(settings_from(probe))
 
 
 def configuration_settings(

@@ -31,19 +31,19 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from capsweep import tracking
-from capsweep.errors import CapsweepConfigError
 from capsweep.redaction import redact_text, redact_url
 from capsweep.settings import TrialContext
 from capsweep.signals import JobTerminated, uninterrupted
 from capsweep.sweep import launching
 from capsweep.sweep import study as studies
+from capsweep.sweep.cache_cuts import cache_overrides
 from capsweep.sweep.job_settings import configuration_settings
 from capsweep.sweep.liveness import beat_interval, heartbeat, trial_ids
 from capsweep.sweep.progress import SweepProgress, TrialLine, job_line
 from capsweep.sweep.pruning import study_pruner
 from capsweep.sweep.recovery import recover_stale_trials
 from capsweep.sweep.samplers import make_sampler
-from capsweep.sweep.search_space import grid_choices, override_value
+from capsweep.sweep.search_space import override_value
 from capsweep.sweep.study import tell
 from capsweep.sweep.summary import Report, SweepSummary
 from capsweep.sweep.sweep_plan import SweepPlan, repeated_seeds
@@ -82,6 +82,8 @@ class SweepLoop:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.job_index = 0
+        capacity = config.capacity
+        self.cache_overrides = cache_overrides(plan.space, capacity.unfreeze, capacity.position)
 
     def run(self) -> list[dict[str, Any]]:
         """Run the sweep until the study holds ``n_trials`` finished trials."""
@@ -108,6 +110,9 @@ class SweepLoop:
             sampler=plan.sampler,
             pruner=study_pruner(plan.pruner),
         )
+        if created:
+            for point in plan.space.points:  # a listed sweep: every point queued once
+                study.enqueue_trial(point)
         summary = SweepSummary.open(
             self.config,
             study,
@@ -290,7 +295,7 @@ class SweepLoop:
             job_name=job.job_name,
         )
         return [
-            *self._cache_cuts(),
+            *self.cache_overrides,
             *(f"{name}={value}" for name, value in plan.space.fixed.items()),
             *(f"{name}={override_value(value)}" for name, value in sweep_trial.params.items()),
             *(f"{name}={override_value(value)}" for name, value in job.values.items()),
@@ -416,7 +421,10 @@ class SweepLoop:
 
     def _grid_exhausted(self, study: optuna.Study, *, queued: int) -> bool:
         """Whether a grid has nothing left: GridSampler counts a failed point as visited,
-        so a point queued again (a dead worker's) keeps the grid open."""
+        so a point queued again (a dead worker's) keeps the grid open. Listed points
+        are all queued when the study is created: none queued is none left."""
+        if self.plan.space.points:
+            return queued == 0
         sampler = study.sampler
         return (
             isinstance(sampler, optuna.samplers.GridSampler)
@@ -460,7 +468,7 @@ class SweepLoop:
         trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=repeat), split_seed)
         seeds = {"trainer.seed": seed, "data.split_seed": split_seed}
         return [
-            *self._cache_cuts(),
+            *self.cache_overrides,
             *(f"{name}={value}" for name, value in plan.space.fixed.items()),
             *(f"{name}={override_value(value)}" for name, value in trial.params.items()),
             # Only the seeds repeats vary are set here; a plain or swept seed stays as given.
@@ -472,20 +480,6 @@ class SweepLoop:
                 job_name=f"trial-{trial.number}-repeat-{repeat}",
             ).as_overrides(),
         ]
-
-    def _cache_cuts(self) -> list[str]:
-        """``cache.cuts``: the unfreeze counts the sweep explores, so that the first trial to
-        miss the feature cache computes the features of every one in one pass."""
-        distribution = self.plan.space.distributions.get("capacity.unfreeze")
-        if distribution is None or "cache.cuts" in self.plan.space.fixed:
-            return []
-        try:
-            counts = sorted(
-                {int(value) for value in grid_choices("capacity.unfreeze", distribution)}
-            )
-        except CapsweepConfigError:  # a continuous range: no finite set of cuts to plan
-            return []
-        return [f"cache.cuts=[{','.join(str(count) for count in counts)}]"]
 
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, returns: Sequence[JobReturn]

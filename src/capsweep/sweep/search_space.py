@@ -47,11 +47,16 @@ class SearchSpace:
     written: dict[str, str] = field(default_factory=dict)
     # The fixed values as Python values (``null`` is None, ``[4,4]`` a list).
     fixed_values: dict[str, Any] = field(default_factory=dict)
+    # The configurations to train, when the sweep lists them (hydra.sweeper.points)
+    # rather than searching the product of its distributions.
+    points: tuple[dict[str, Any], ...] = ()
 
     def signature(self) -> str:
         """A digest that changes when the searched distributions change."""
         payload = {name: distribution_to_json(d) for name, d in sorted(self.distributions.items())}
         payload["__fixed__"] = json.dumps(sorted(self.fixed.items()))
+        if self.points:
+            payload["__points__"] = json.dumps(self.points, sort_keys=True, default=str)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> dict[str, str]:
@@ -66,6 +71,8 @@ class SearchSpace:
         return {name: grid_choices(name, d) for name, d in self.distributions.items()}
 
     def grid_size(self) -> int:
+        if self.points:
+            return len(self.points)
         size = 1
         for choices in self.grid().values():
             size *= len(choices)
@@ -113,7 +120,11 @@ def distribution_from_override(
 
 
 def parse_search_space(
-    params: Mapping[str, Any], arguments: list[str] | None = None, *, section: str = "params"
+    params: Mapping[str, Any],
+    arguments: list[str] | None = None,
+    *,
+    section: str = "params",
+    require_search: bool = True,
 ) -> SearchSpace:
     """Parse ``hydra.sweeper.params`` plus command-line sweep overrides.
 
@@ -121,10 +132,12 @@ def parse_search_space(
         params: The sweeper option's mapping of keys to values as written.
         arguments: The command line's overrides.
         section: The sweeper option ``params`` came from (``params`` or ``nuisance``).
+        require_search: Refuse a ``params`` space with nothing to search (False where
+            the search comes from elsewhere: ``hydra.sweeper.points``).
 
     Raises:
-        CapsweepConfigError: a value that does not parse, or (``params``) a search space
-            with nothing to search.
+        CapsweepConfigError: a value that does not parse, or (``params``, with
+            ``require_search``) a search space with nothing to search.
     """
     lines = [f"{key}={value}" for key, value in params.items()] + list(arguments or [])
     try:
@@ -152,15 +165,20 @@ def parse_search_space(
             distributions[name] = distribution
             fixed.pop(name, None)
             fixed_values.pop(name, None)
-    if not distributions and section == "params":
-        raise CapsweepConfigError(
-            "hydra.sweeper.params",
-            dict(params),
-            "the search space is empty",
-            fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, "
-            "or choose a sweep with sweep=<name>",
-        )
+    if not distributions and section == "params" and require_search:
+        raise empty_space_error(params)
     return SearchSpace(distributions, fixed, written, fixed_values)
+
+
+def empty_space_error(params: Mapping[str, Any]) -> CapsweepConfigError:
+    """The refusal of a sweep with nothing to search."""
+    return CapsweepConfigError(
+        "hydra.sweeper.params",
+        dict(params),
+        "the search space is empty",
+        fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, list "
+        "configurations in hydra.sweeper.points, or choose a sweep with sweep=<name>",
+    )
 
 
 def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:

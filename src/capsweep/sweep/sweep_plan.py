@@ -24,9 +24,10 @@ from capsweep.sweep.job_settings import check_job_settings, configuration_settin
 from capsweep.sweep.nuisance import NuisancePlan, plan_nuisance
 from capsweep.sweep.objectives import Objectives, parse_objectives
 from capsweep.sweep.param_paths import check_param_paths
+from capsweep.sweep.points import with_points
 from capsweep.sweep.pruning import make_pruner
 from capsweep.sweep.samplers import make_sampler
-from capsweep.sweep.search_space import SearchSpace, parse_search_space
+from capsweep.sweep.search_space import SearchSpace, empty_space_error, parse_search_space
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,12 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     Raises:
         CapsweepConfigError: the first option that cannot work, with the key and the fix.
     """
-    space = parse_search_space(options.get("params") or {}, arguments)
+    space = with_points(
+        parse_search_space(options.get("params") or {}, arguments, require_search=False),
+        options.get("points"),
+    )
+    if not space.distributions:
+        raise empty_space_error(options.get("params") or {})
     check_param_paths(config, space.written)
     objectives = parse_objectives(options.get("objectives"), options.get("direction"))
     pruner_name = options.get("pruner")
@@ -106,7 +112,8 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     nuisance = plan_nuisance(options, config, space)
     if nuisance is None:  # with tuning, pruning judges a configuration's candidates only
         _check_pruner_reads_the_objective(pruner_name, pruner is not None, objectives)
-    default_trials = space.grid_size() if sampler_name == "grid" else DEFAULT_N_TRIALS
+    listed = sampler_name == "grid" or space.points
+    default_trials = space.grid_size() if listed else DEFAULT_N_TRIALS
     n_trials = _at_least_one("n_trials", options.get("n_trials") or default_trials)
     max_failures = options.get("max_failures")
     study_name = str(options["study_name"])

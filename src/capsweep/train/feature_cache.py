@@ -93,15 +93,23 @@ def cache_off_reason(
 
 
 def extra_cuts(
-    transfer: TransferModel, capacity: CapacityConfig, unfreeze: Sequence[int]
+    transfer: TransferModel,
+    capacity: CapacityConfig,
+    unfreeze: Sequence[int],
+    starts: Sequence[int] = (),
 ) -> list[str]:
-    """The cuts of the other ``capacity.unfreeze`` values the sweep will train."""
+    """The cuts of the other settings the sweep will train: the last ``unfreeze`` units,
+    and ranges that start at ``starts`` (a cut depends only on the first unit that trains)."""
     backbone = transfer.backbone
     available = transfer.unfrozen.available
     cuts = [
         planned_cut(backbone, count, capacity.unit, train_bn=capacity.train_bn)
         for count in unfreeze
         if 0 <= count <= available
+    ] + [
+        planned_cut(backbone, 1, capacity.unit, position=start, train_bn=capacity.train_bn)
+        for start in starts
+        if 0 <= start < available
     ]
     return [cut for cut in dict.fromkeys(cuts) if not is_input_cut(backbone, cut)]
 
@@ -153,7 +161,7 @@ def trial_features(
     found = _lookup(own, store)
     seconds = 0.0
     if found is None:
-        others = [*extra_cuts(transfer, capacity, cache.cuts or []), *also]
+        others = [*extra_cuts(transfer, capacity, cache.cuts or [], cache.starts or []), *also]
         wanted = [cut] + [
             other
             for other in dict.fromkeys(others)

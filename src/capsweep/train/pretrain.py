@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 
 from capsweep.data import digits_source
+from capsweep.data.digits import held_out
 from capsweep.errors import CapsweepConfigError
 from capsweep.model.backbones import build_configured_backbone, preprocessing_mode
 from capsweep.model.layers import ImagePreprocessing
@@ -42,6 +43,9 @@ def source_weights_path(backbone: BackboneConfig, data: DataConfig, outputs: str
         "val_fraction": data.val_fraction,
         "keras": keras.__version__,
     }
+    shared = held_out(data)
+    if shared:  # the pretraining keeps out the target task's half of these classes
+        recipe["held_out"] = sorted(shared)
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return Path(outputs) / "pretrained" / f"{backbone.name}-{data.name}-{digest}.weights.h5"
 

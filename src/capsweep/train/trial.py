@@ -143,7 +143,13 @@ def resolve_weights(settings: CapsweepConfig) -> str | None:
         # Pretraining takes a minute: refuse a count of units the backbone lacks before it.
         random_init = build_configured_backbone(backbone, None)
         capacity = settings.capacity
-        units_to_unfreeze(random_init, capacity.unfreeze, capacity.unit, train_bn=capacity.train_bn)
+        units_to_unfreeze(
+            random_init,
+            capacity.unfreeze,
+            capacity.unit,
+            position=capacity.position,
+            train_bn=capacity.train_bn,
+        )
     return str(ensure_source_weights(backbone, settings.data, settings.paths.outputs))
 
 

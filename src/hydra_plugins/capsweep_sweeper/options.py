@@ -20,6 +20,10 @@ class CapsweepSweeperConf:
     # Search space in the syntax of Hydra's Optuna sweeper: choice, range, interval, tag(log, …).
     # The scientific hyperparameters: the configurations the sweep compares.
     params: dict[str, str] = field(default_factory=dict)
+    # Or the configurations to compare, listed: [{capacity.position: first,
+    # capacity.unfreeze: 1}, ...], each trained once (for comparisons no product of
+    # ranges expresses). params may still fix values for all of them.
+    points: Any = None
     # Nuisance hyperparameters, same syntax: tuned separately inside every configuration
     # (nuisance_trials candidates, one run each), the best then confirmed `repeats` times
     # with fresh seeds; configurations are compared on their confirmations. Empty: none.
