@@ -69,10 +69,34 @@ def test_more_workers_than_gpus_is_an_error_naming_the_fix(tmp_path: Path) -> No
             holder.wait()
 
 
-def test_a_device_list_set_from_outside_wins(
+def test_a_device_list_set_from_outside_bounds_the_claim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(devices.VISIBLE, "3")
+    monkeypatch.setenv(devices.VISIBLE, "1,3")
     monkeypatch.setattr(devices, "_held", None)
-    assert devices.claim_gpu([0, 1], tmp_path) == "3"
+
+    assert devices.claim_gpu([0, 1], tmp_path) == "1"
+    assert os.environ[devices.VISIBLE] == "1"
+
+
+def test_a_device_list_that_names_none_of_the_gpus_is_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(devices.VISIBLE, "2,3")
+    monkeypatch.setattr(devices, "_held", None)
+
+    with pytest.raises(RuntimeError) as raised:
+        devices.claim_gpu([0, 1], tmp_path)
+
+    assert "hydra.sweeper.gpus=[0, 1] names none of the GPUs" in str(raised.value)
+    assert "CUDA_VISIBLE_DEVICES='2,3'" in str(raised.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_each_slurm_job_has_locks_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    in_job = devices.slots_folder()
+    monkeypatch.delenv("SLURM_JOB_ID")
+
+    assert in_job != devices.slots_folder()
+    assert in_job.name.endswith("-job4242")

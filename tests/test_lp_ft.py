@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from capsweep.train.linear_probe import forget_kept_probes
+from exact import assert_same
 from test_feature_cache import trial
 
 LP_FT = "trainer.protocol=lp_ft"
@@ -25,7 +26,7 @@ def test_the_probe_trains_the_head_as_a_head_only_trial_would(
 
     _, record, _ = trial(trial_settings(LP_FT, "capacity.unfreeze=1"))
 
-    assert record.metrics["probe_val_accuracy"] == head_only.metrics.val_accuracy
+    assert_same(record.metrics["probe_val_accuracy"], head_only.metrics.val_accuracy)
     assert record.metrics["probe_epochs"] == head_only.metrics.epochs_run
 
 
@@ -42,9 +43,9 @@ def test_unfreeze_counts_with_the_same_head_share_one_probe(
         "True",
         "False",
     ]
-    assert second.metrics["probe_val_accuracy"] == third.metrics["probe_val_accuracy"]
+    assert_same(second.metrics["probe_val_accuracy"], third.metrics["probe_val_accuracy"])
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        assert shared.metrics.history[name] == alone.metrics.history[name], name
+        assert_same(shared.metrics.history[name], alone.metrics.history[name], name)
 
 
 def test_the_second_stage_starts_from_the_probe_not_from_a_new_head(
@@ -67,7 +68,8 @@ def test_with_nothing_unfrozen_lp_ft_is_the_probe_alone(
     lp_ft, record, _ = trial(trial_settings(LP_FT, "capacity.unfreeze=0"))
 
     assert "probe_val_accuracy" not in record.metrics
-    assert lp_ft.metrics.history == joint.metrics.history
+    for name, values in joint.metrics.history.items():
+        assert_same(lp_ft.metrics.history[name], values, name)
 
 
 def test_a_probe_on_images_matches_the_probe_on_cached_features(

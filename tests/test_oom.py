@@ -73,6 +73,43 @@ def test_the_trial_after_an_out_of_memory_one_gives_the_metrics_of_a_fresh_start
     assert after == before
 
 
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("InternalError", "cuDNN launch failure: CUDNN_STATUS_ALLOC_FAILED"),
+        ("InternalError", "Blas GEMM launch failed: CUBLAS_STATUS_ALLOC_FAILED"),
+        ("InternalError", "Dst tensor is not initialized."),
+        ("UnknownError", "Failed to allocate memory for the batch of component 0"),
+    ],
+)
+def test_a_gpu_library_running_out_of_memory_is_recognized_as_out_of_memory(
+    tiny_config: Callable[..., Any], kind: str, message: str
+) -> None:
+    import tensorflow as tf
+
+    from capsweep.cli.run import TrialOutOfMemory, run_trial
+
+    error = getattr(tf.errors, kind)(None, None, message)
+    with pytest.raises(TrialOutOfMemory) as failure:
+        run_trial(load_settings(tiny_config()), listeners=[failing(error)])
+
+    assert failure.value.__cause__ is error
+
+
+def test_another_tensorflow_error_is_not_taken_for_out_of_memory(
+    tiny_config: Callable[..., Any],
+) -> None:
+    import tensorflow as tf
+
+    from capsweep.cli.run import run_trial
+
+    error = tf.errors.InternalError(
+        None, None, "cuDNN launch failure: CUDNN_STATUS_EXECUTION_FAILED"
+    )
+    with pytest.raises(tf.errors.InternalError):
+        run_trial(load_settings(tiny_config()), listeners=[failing(error)])
+
+
 def test_any_other_failure_is_tagged_with_its_type_and_first_line(
     tiny_config: Callable[..., Any], tracking_uri: str, runs_in: Callable[[str], list[Any]]
 ) -> None:

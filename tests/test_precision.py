@@ -124,6 +124,35 @@ def test_mixed_float16_compiles_with_loss_scaling_and_bfloat16_without() -> None
     assert not isinstance(transfer.model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+def test_a_mixed_float16_model_takes_a_loss_scaled_training_step() -> None:
+    # Trials refuse mixed_float16 without a GPU (require_device_for); Keras runs it on a
+    # CPU slowly, which is enough to show one step of the loss-scaled path works.
+    import keras
+    import numpy as np
+
+    from capsweep.train.compiled_models import compile_model
+    from capsweep.train.precision import dtype_policy
+
+    with dtype_policy("mixed_float16"):
+        transfer = tiny_transfer()
+    compile_model(transfer, TrainerConfig(mixed_precision="mixed_float16", jit_compile=False))
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)).astype("float32")
+    before = [np.array(v) for v in transfer.model.trainable_variables]
+
+    loss, _ = transfer.model.train_on_batch(images, np.array([0, 1, 2, 0]))
+
+    optimizer = transfer.model.optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert math.isfinite(float(np.asarray(loss)))
+    assert float(np.asarray(optimizer.dynamic_scale)) > 0
+    assert transfer.model.layers[-1].compute_dtype == "float32"  # the classifier
+    moved = [
+        not np.array_equal(a, np.array(v))
+        for a, v in zip(before, transfer.model.trainable_variables, strict=True)
+    ]
+    assert any(moved)
+
+
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_jit_compile_reaches_the_compiled_model(jit_compile: bool) -> None:
     from capsweep.train.compiled_models import compile_model

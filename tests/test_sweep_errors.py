@@ -110,6 +110,14 @@ def test_sqlite_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
     assert "postgresql://" in stderr
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="n_jobs=-1 is one worker on one CPU")
+def test_joblibs_every_cpu_is_counted_as_workers_against_the_gpus(tmp_path: Path) -> None:
+    stderr = refuse(
+        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=-1", "hydra.sweeper.gpus=[0]"
+    )
+    assert "hydra.launcher.n_jobs=-1: local workers would outnumber the GPUs [0]" in stderr
+
+
 def test_mlflow_on_sqlite_with_parallel_trials_is_refused(tmp_path: Path) -> None:
     stderr = refuse(tmp_path, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
     assert "tracking.uri=" in stderr

@@ -46,17 +46,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         claim_gpu(settings.trial.gpus)
     from capsweep.train.device import start_tensorflow
 
+    growth = settings.trainer.gpu_memory_growth
+    memory_growth = settings.trial.number is not None if growth is None else growth
     if settings.trial.number is not None:
         from capsweep.signals import job_signals
 
         # In a Slurm job, submitit ignores SIGTERM: take it back, so that scancel or
         # preemption ends the trial's run KILLED and hands the sweeper a result.
         with job_signals():
-            start_tensorflow()  # before anything imports TensorFlow: its noise is dropped
+            # Before anything imports TensorFlow: its noise is dropped.
+            start_tensorflow(memory_growth=memory_growth)
             from capsweep.cli.sweep_job import run_sweep_job
 
             return run_sweep_job(settings)
-    start_tensorflow()  # once per process, without TensorFlow's start-up noise
+    start_tensorflow(memory_growth=memory_growth)  # once, without TensorFlow's noise
     from capsweep.cli.run import run_trial  # TensorFlow loads here, not for --help or typos
 
     outcome = run_trial(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,9 +33,23 @@ class TrialOutOfMemory(RuntimeError):
     """A trial ran out of memory; its message carries the hint, its cause the original."""
 
 
+# What cuDNN, cuBLAS and TensorFlow's GPU allocator say when device memory runs out; they
+# raise it as InternalError or UnknownError, not ResourceExhaustedError.
+_OUT_OF_MEMORY = re.compile(
+    r"CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED|CUDA_ERROR_OUT_OF_MEMORY"
+    r"|OOM when allocating|Dst tensor is not initialized|failed to allocate memory"
+    r"|out of memory",
+    re.IGNORECASE,
+)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """TensorFlow's ResourceExhaustedError (device memory) or Python's MemoryError (host)."""
-    return isinstance(error, tf.errors.ResourceExhaustedError | MemoryError)
+    """Out of host or device memory: TensorFlow's ResourceExhaustedError, Python's
+    MemoryError, or a TensorFlow error whose message is cuDNN's, cuBLAS's or the GPU
+    allocator's way of saying so."""
+    if isinstance(error, tf.errors.ResourceExhaustedError | MemoryError):
+        return True
+    return isinstance(error, tf.errors.OpError) and bool(_OUT_OF_MEMORY.search(str(error)))
 
 
 def trial_failure_tags(error: BaseException) -> dict[str, str]:
@@ -126,7 +141,9 @@ def run_trial(
             on_run_created=on_run_created,
             on_started=on_started,
         )
-    except (tf.errors.ResourceExhaustedError, MemoryError) as error:
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
         # The traceback's frames hold the model and its tensors: let them go now, so the
         # next trial in this process starts from freed memory.
         traceback.clear_frames(error.__traceback__)

@@ -149,6 +149,10 @@ class TrainerConfig:
     # mixed_float16 (GPU only; loss scaling on). The classifier stays float32. On 2 CPU
     # cores with AVX512_BF16/AMX, bfloat16 was no faster (README): float32 stays the default.
     mixed_precision: MixedPrecision | None = None
+    # Take GPU memory as needed instead of nearly all of every visible GPU's at the first
+    # op: true, false, or null = true in a sweep's jobs (workers may share a GPU) and
+    # false for a single run.
+    gpu_memory_growth: bool | None = None
     # XLA for the train/evaluate steps: true, false, or auto (Keras: on with a GPU, off on
     # a CPU-only machine). On those CPUs XLA was 3-8x slower per step and changed the
     # results; with deterministic=true Keras turns it off. Any: a bool or the string "auto".

@@ -7,8 +7,11 @@ exclusive lock on that id's file in this host's temporary folder for as long as 
 lives, and sees only that GPU (``CUDA_VISIBLE_DEVICES``). A lock is released by the
 operating system when its process ends, however it ends.
 
-A device list set for the process from outside (Slurm's ``--gres``, the user) wins.
-Pure standard library: the sweep side never loads TensorFlow.
+A device list set for the process from outside (Slurm's ``--gres``, the user) bounds the
+choice: the worker claims one of the listed GPUs that ``hydra.sweeper.gpus`` also names,
+and is refused if it names none of them. Locks are per Slurm job where there is one
+(Slurm may number each job's GPUs from 0). Pure standard library: the sweep side never
+loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ _held: tuple[str, IO[bytes]] | None = None  # the claimed GPU id and its open lo
 
 
 def slots_folder() -> Path:
-    """Where this host's GPU locks live (a host-local folder: GPUs belong to a host)."""
-    return Path(tempfile.gettempdir()) / f"capsweep-gpus-{os.getuid()}"
+    """Where this host's GPU locks live (a host-local folder: GPUs belong to a host), one
+    per Slurm job, whose GPU ids may be its own numbering."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return Path(tempfile.gettempdir()) / (
+        f"capsweep-gpus-{os.getuid()}" + (f"-job{job}" if job else "")
+    )
 
 
 def claim_gpu(gpus: Sequence[int], folder: Path | None = None) -> str | None:
@@ -41,30 +48,40 @@ def claim_gpu(gpus: Sequence[int], folder: Path | None = None) -> str | None:
     it already holds.
 
     Raises:
-        RuntimeError: every GPU of ``gpus`` is held by another process.
+        RuntimeError: every GPU of ``gpus`` is held by another process, or a device list
+            set from outside names none of ``gpus``.
     """
     global _held
     if _held is not None:
         return _held[0]
     if not gpus:
         return os.environ.get(VISIBLE)
-    if VISIBLE in os.environ:  # assigned by Slurm or the user: theirs to decide
-        return os.environ[VISIBLE]
+    candidates = [str(gpu) for gpu in gpus]
+    if VISIBLE in os.environ:  # set by Slurm or the user: claim only among those listed
+        listed = [device.strip() for device in os.environ[VISIBLE].split(",") if device.strip()]
+        candidates = [gpu for gpu in candidates if gpu in listed]
+        if not candidates:
+            raise RuntimeError(
+                f"hydra.sweeper.gpus={list(gpus)} names none of the GPUs this process may "
+                f"use ({VISIBLE}={os.environ[VISIBLE]!r}, set by Slurm or you): list ids "
+                f"from {listed}, or leave hydra.sweeper.gpus unset to train on that list"
+            )
     if "tensorflow" in sys.modules:
         log.warning("TensorFlow started before a GPU was claimed: it may see every GPU")
     folder = folder or slots_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    for gpu in gpus:
+    for gpu in candidates:
         handle = (folder / f"gpu-{gpu}.lock").open("a+b")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             continue
-        _held = (str(gpu), handle)
-        os.environ[VISIBLE] = str(gpu)
-        return str(gpu)
+        _held = (gpu, handle)
+        os.environ[VISIBLE] = gpu
+        return gpu
     raise RuntimeError(
-        f"every GPU of hydra.sweeper.gpus={list(gpus)} is held by another worker on this "
-        "host; run at most as many local workers as GPUs (hydra.launcher.n_jobs)"
+        f"every GPU of {candidates} (hydra.sweeper.gpus={list(gpus)}) is held by another "
+        "worker on this host; run at most as many local workers as GPUs "
+        "(hydra.launcher.n_jobs)"
     )

@@ -7,6 +7,7 @@ never TensorFlow or MLflow: a bad option is refused in the seconds Hydra takes t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -323,6 +324,16 @@ def _job_storage(config: DictConfig, storage_url: str) -> str:
     return storage_url
 
 
+def _local_workers(n_jobs: Any) -> int | None:
+    """How many processes a joblib pool of ``n_jobs`` starts (joblib: -1 is every CPU,
+    -2 every CPU but one, ...); ``None`` when it is not a number."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+        return None
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
 def _gpus(value: Any, config: DictConfig) -> list[int] | None:
     """The GPU ids of ``hydra.sweeper.gpus``, at least one per local worker process."""
     if value is None:
@@ -332,12 +343,17 @@ def _gpus(value: Any, config: DictConfig) -> list[int] | None:
         raise CapsweepConfigError(
             "hydra.sweeper.gpus", value, "must be a list of GPU ids", fix="e.g. gpus=[0,1]"
         )
-    workers = config.hydra.launcher.get("n_jobs")
-    if _launcher(config) != _BASIC_LAUNCHER and isinstance(workers, int) and workers > len(ids):
+    written = config.hydra.launcher.get("n_jobs")
+    workers = _local_workers(written)
+    if _launcher(config) != _BASIC_LAUNCHER and workers is not None and workers > len(ids):
+        many = f"{workers} local workers" + (
+            " (joblib counts a negative n_jobs back from the CPUs)" if written < 0 else ""
+        )
         raise CapsweepConfigError(
             "hydra.launcher.n_jobs",
-            workers,
-            f"local workers would outnumber the GPUs {ids}: each worker needs one of its own",
+            written,
+            f"local workers would outnumber the GPUs {ids}: it starts {many}, and each "
+            "worker needs a GPU of its own",
             fix=f"hydra.launcher.n_jobs={len(ids)}, or list more GPUs",
         )
     return [int(i) for i in ids]

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 
 from capsweep.data import Dataset
 from capsweep.data.dataset import Split
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
 from capsweep.train.compiled_models import hand_back, trained_model
-from capsweep.train.inputs import PREFETCH_BATCHES, batches
+from capsweep.train.inputs import PARALLEL_BATCHES, PREFETCH_BATCHES, batches
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
 EpochListener = Callable[[int, dict[str, float]], None]
@@ -92,55 +94,97 @@ class _Listeners(keras.callbacks.Callback):
             listener(epoch, values)
 
 
-class _StepTimer(keras.callbacks.Callback):
-    """Time training steps apart from tracing (the first step) and validation."""
+class _EpochTimer(keras.callbacks.Callback):
+    """Time each epoch's training apart from its validation, with epoch-level hooks only.
+
+    A per-step hook would make Keras wait for the device after every step (it turns off
+    its asynchronous callback dispatch), stalling a GPU between steps. The first epoch
+    also pays for tracing (and XLA compiling) the train step: that cost is estimated as
+    how much longer it took than the median later epoch.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.train_seconds = 0.0
-        self.trace_seconds = 0.0
+        self.epochs: list[float] = []
         self.validation_seconds = 0.0
         self._started = 0.0
-        self._first = True
+        self._in_epoch = False
 
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        elapsed = time.perf_counter() - self._started
-        if self._first:
-            self.trace_seconds += elapsed
-            self._first = False
-        else:
-            self.train_seconds += elapsed
+        self._in_epoch = True
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._end_training()
         self._started = time.perf_counter()
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         self.validation_seconds += time.perf_counter() - self._started
 
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._end_training()  # an epoch without validation
 
-def feature_batches(features: Any, split: Split, batch_size: int, seed: int) -> Any:
+    def _end_training(self) -> None:
+        if self._in_epoch:
+            self.epochs.append(time.perf_counter() - self._started)
+            self._in_epoch = False
+
+    @property
+    def trace_seconds(self) -> float:
+        if len(self.epochs) < 2:
+            return 0.0
+        return max(0.0, self.epochs[0] - statistics.median(self.epochs[1:]))
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(self.epochs) - self.trace_seconds
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End training after an epoch whose loss is NaN or infinite (checked per epoch, not per
+    step as Keras' TerminateOnNaN does, which would stall a GPU between steps)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
+def feature_batches(
+    features: Any, split: Split, batch_size: int, seed: int, *, drop_remainder: bool = False
+) -> Any:
     """Batches of a split's cached ``features`` in the order :func:`batches` gives its images.
 
     The same seeded permutation of positions per epoch, and within a batch the same order
     (by the split's rows in its image source), so that training on features follows the
-    trajectory of training on the images the features were computed from.
+    trajectory of training on the images the features were computed from. Batches are
+    gathered from the host's array as they are needed, never put on a device whole.
     """
     import tensorflow as tf
 
-    features = tf.constant(features)
-    labels = tf.constant(split.labels.astype("int64"))
-    order_key = tf.constant(split.row_indices)
+    labels = split.labels.astype("int64")
+    order_key = np.asarray(split.row_indices)
+    feature_shape = tuple(int(side) for side in features.shape[1:])
+
+    def gather(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ordered = positions[np.argsort(order_key[positions], kind="stable")]
+        return np.asarray(features[ordered]), labels[ordered]
+
+    def load(positions: Any) -> tuple[Any, Any]:
+        batch, batch_labels = tf.numpy_function(
+            gather, [positions], (tf.as_dtype(features.dtype), tf.int64), stateful=False
+        )
+        batch.set_shape((None, *feature_shape))
+        batch_labels.set_shape((None,))
+        return batch, batch_labels
+
     positions = tf.data.Dataset.range(len(split))
     positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
-
-    def gather(batch: Any) -> Any:
-        batch = tf.gather(batch, tf.argsort(tf.gather(order_key, batch), stable=True))
-        return tf.gather(features, batch), tf.gather(labels, batch)
-
-    return positions.batch(batch_size).map(gather).prefetch(PREFETCH_BATCHES)
+    return (
+        positions.batch(batch_size, drop_remainder=drop_remainder)
+        .map(load, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
+        .prefetch(PREFETCH_BATCHES)
+    )
 
 
 @dataclass(frozen=True)
@@ -201,18 +245,28 @@ def fit_and_evaluate(
     Raises:
         TrainingDiverged: the loss became NaN or infinite.
     """
-    if inputs is None:
-        inputs = FitInputs(transfer.model)
-        train_batches = batches(data.train, batch_size=trainer.batch_size, seed=trainer.seed)
-    else:
-        train_batches = feature_batches(inputs.train, data.train, trainer.batch_size, trainer.seed)
+    inputs = inputs or FitInputs(transfer.model)
     started = time.perf_counter()
     model, reused = trained_model(transfer, trainer, model=inputs.model)
     compile_seconds = time.perf_counter() - started
-    timer = _StepTimer()
+    # Under XLA every batch shape compiles anew: a short last batch would compile inside
+    # the training loop, so XLA trains on whole batches only (the remainder of each
+    # shuffled epoch left out). Without XLA every image is used each epoch.
+    whole = bool(model.jit_compile)
+    if inputs.train is None:
+        train_batches = batches(
+            data.train, batch_size=trainer.batch_size, seed=trainer.seed, drop_remainder=whole
+        )
+    else:
+        train_batches = feature_batches(
+            inputs.train, data.train, trainer.batch_size, trainer.seed, drop_remainder=whole
+        )
+    steps = len(data.train) / trainer.batch_size
+    steps_per_epoch = max(1, math.floor(steps)) if whole else math.ceil(steps)
+    timer = _EpochTimer()
     callbacks: list[keras.callbacks.Callback] = [
         timer,
-        keras.callbacks.TerminateOnNaN(),
+        _StopOnNonFiniteLoss(),
         EpochLog(trainer.epochs),
     ]
     if trainer.early_stopping_patience is not None:
@@ -232,7 +286,7 @@ def fit_and_evaluate(
         # Finite, so that the iterator is done when training is: tearing down an endless
         # one, mid-prefetch, took seconds.
         train_batches.repeat(trainer.epochs),
-        steps_per_epoch=math.ceil(len(data.train) / trainer.batch_size),
+        steps_per_epoch=steps_per_epoch,
         validation_data=evaluation_batches(inputs.val, data.val),
         epochs=trainer.epochs,
         shuffle=False,  # the batches come shuffled, seeded (see capsweep.train.inputs)
@@ -264,7 +318,7 @@ def fit_and_evaluate(
     report = transfer.report
     # Training steps only: tracing (the first step) and validation are timed apart.
     fit_seconds = timer.train_seconds
-    timed_samples = len(data.train) * epochs_run - min(trainer.batch_size, len(data.train))
+    timed_samples = len(data.train) * epochs_run
     return TrialMetrics(
         val_accuracy=accuracy["val"],
         train_accuracy=accuracy["train"],

@@ -6,19 +6,31 @@ read from the split's source in ascending order (nearby rows, nearby bytes on di
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from capsweep.data.dataset import Split, gather
 
+
+def parallel_batches() -> int:
+    """Batches gathered at once: half the CPUs this process may run on (at least 2, at most
+    8), leaving the rest to the training steps."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(max(2, (usable or 2) // 2), 8)
+
+
 # Fixed, not tf.data.AUTOTUNE: the autotuned pipeline took up to 18 s to tear down when
-# fit() returned (a 47 s MobileNetV2 trial, profiled), for no faster steps. Two batches
-# gathered at once and two ready ahead keep a training step fed.
-PARALLEL_BATCHES = 2
+# fit() returned (a 47 s MobileNetV2 trial, profiled), for no faster steps. Batches are
+# gathered in parallel by half the CPUs, and two are kept ready ahead of the step.
+PARALLEL_BATCHES = parallel_batches()
 PREFETCH_BATCHES = 2
 
 
-def batches(split: Split, *, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+def batches(
+    split: Split, *, batch_size: int, seed: int | None = None, drop_remainder: bool = False
+) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of (uint8 images, int64 labels) batches of ``split``.
 
     Args:
@@ -27,6 +39,8 @@ def batches(split: Split, *, batch_size: int, seed: int | None = None) -> tf.dat
         batch_size: images per batch (the last batch may be smaller).
         seed: shuffle with this seed, anew on every pass (epoch); the same seed gives the
             same sequence of epochs. None keeps the split's order (for evaluation).
+        drop_remainder: leave out each pass's last, short batch (whole batches only: one
+            shape for XLA).
 
     Returns:
         A dataset Keras' ``fit``/``evaluate`` take directly; every pass over it yields each
@@ -54,7 +68,7 @@ def batches(split: Split, *, batch_size: int, seed: int | None = None) -> tf.dat
     if seed is not None:
         positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
     return (
-        positions.batch(batch_size)
+        positions.batch(batch_size, drop_remainder=drop_remainder)
         .map(load_batch, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
         .prefetch(PREFETCH_BATCHES)
     )
