@@ -136,3 +136,17 @@ def test_a_weights_file_written_again_is_loaded_again(weights_file: Path) -> Non
 
     os.utime(weights_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert key() != before
+
+
+def test_the_kept_backbones_fingerprint_is_that_of_the_weights_it_was_loaded_with(
+    settings: Callable[..., Any],
+) -> None:
+    from capsweep.train.backbone_reuse import loaded_weights_fingerprint
+    from capsweep.train.feature_keys import weights_fingerprint
+
+    first, _ = trial(settings("capacity.unfreeze=2"))  # trains: changes the kept weights
+    expected = weights_fingerprint(np.asarray(w) for w in backbone_reuse._kept.weights)
+    second, _ = trial(settings("capacity.unfreeze=1"))
+
+    assert loaded_weights_fingerprint(second.transfer.backbone) == expected
+    assert loaded_weights_fingerprint(keras.models.clone_model(first.transfer.backbone)) is None

@@ -133,3 +133,21 @@ def test_replace_tensors_refuses_a_tensor_from_before_the_cut() -> None:
 
     with pytest.raises(ValueError, match="before the cut"):
         replace_tensors([recorded], {("cut", 0): ["x"]}, "late")
+
+
+def test_a_memory_mapped_image_file_is_hashed_once_per_version(tmp_path: Any) -> None:
+    import os
+
+    from capsweep.train import feature_keys
+
+    path = tmp_path / "images.npy"
+    np.save(path, np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3))
+    mapped = np.load(path, mmap_mode="r")
+
+    first = feature_keys.source_hashes(mapped)
+    assert first is not None
+    np.testing.assert_array_equal(first, feature_keys.image_hashes(mapped))
+    assert feature_keys.source_hashes(mapped) is first  # not hashed again
+    os.utime(path, ns=(1, 1))  # another version of the file
+    assert feature_keys.source_hashes(np.load(path, mmap_mode="r")) is not first
+    assert feature_keys.source_hashes(np.arange(3)) is None  # in memory: hashed as used

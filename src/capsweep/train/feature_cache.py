@@ -28,6 +28,7 @@ from capsweep.model.split import (
 )
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import CacheConfig, CapacityConfig
+from capsweep.train.backbone_reuse import loaded_weights_fingerprint
 from capsweep.train.feature_keys import (
     FeatureKey,
     ImagePool,
@@ -122,7 +123,8 @@ def base_key(
     return FeatureKey(
         backbone=backbone.name,
         architecture=config_fingerprint(backbone.get_config()),
-        weights=weights_fingerprint(np.asarray(weight) for weight in backbone.weights),
+        weights=loaded_weights_fingerprint(backbone)
+        or weights_fingerprint(np.asarray(weight) for weight in backbone.weights),
         preprocessing=preprocessing,
         input_size=input_size,
         dataset=dataset,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -59,9 +60,33 @@ class ImagePool:
     fingerprint: str
 
 
+# Per-row hashes of memory-mapped image files, by (file, size, modification time, shape):
+# a sweep's trials read one decoded folder again and again, and would hash it every time.
+_file_hashes: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def source_hashes(source: np.ndarray) -> np.ndarray | None:
+    """The hashes of every row of a memory-mapped ``source``, computed once per process and
+    file version; ``None`` for an in-memory array (built anew per trial: hashed as used)."""
+    filename = getattr(source, "filename", None)
+    if filename is None:
+        return None
+    stat = os.stat(filename)
+    key = (str(filename), stat.st_size, stat.st_mtime_ns, source.shape, str(source.dtype))
+    if key not in _file_hashes:
+        _file_hashes.clear()  # one folder at a time is what a sweep reads
+        _file_hashes[key] = image_hashes(source)
+    return _file_hashes[key]
+
+
 def image_pool(splits: Sequence[Split]) -> ImagePool:
     """Fingerprint the images and labels of ``splits`` as one pool, whatever the split."""
-    all_hashes = [image_hashes(split.source, split.row_indices) for split in splits]
+    all_hashes = []
+    for split in splits:
+        whole = source_hashes(split.source)
+        rows = np.asarray(split.row_indices, dtype=np.int64)
+        hashes = image_hashes(split.source, rows) if whole is None else whole[rows]
+        all_hashes.append(hashes)
     flat = np.concatenate(all_hashes) if all_hashes else np.zeros(0, np.uint64)
     labels = np.concatenate([np.asarray(split.labels, np.int64) for split in splits])
     where = [
