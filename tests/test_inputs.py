@@ -118,3 +118,30 @@ def test_evaluation_batches_of_images_hold_every_image_of_the_split_with_its_lab
     ids, labels = epoch(evaluation_batches(None, mapped_split))
     assert sorted(ids) == sorted(mapped_split.row_indices)
     assert np.array_equal(labels, ids % 3)
+
+
+@pytest.fixture
+def memory_split(mapped_split: Split) -> Split:
+    """The same split with its images held in memory (gathered by TensorFlow ops)."""
+    return Split(np.array(mapped_split.source), mapped_split.labels, mapped_split.rows)
+
+
+def test_in_memory_and_memory_mapped_images_stream_the_same_batches(
+    mapped_split: Split, memory_split: Split
+) -> None:
+    from_file = batches(mapped_split, batch_size=7, seed=3).repeat(2)
+    from_memory = batches(memory_split, batch_size=7, seed=3).repeat(2)
+
+    for (a, a_labels), (b, b_labels) in zip(from_file, from_memory, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a_labels.numpy(), b_labels.numpy())
+
+
+@pytest.mark.parametrize("source", ["mapped_split", "memory_split"])
+def test_batches_run_without_tf_datas_autotuning_thread(
+    source: str, request: pytest.FixtureRequest
+) -> None:
+    # Its thread made destroying an iterator wait seconds after training (see inputs.py).
+    dataset = batches(request.getfixturevalue(source), batch_size=7, seed=0)
+
+    assert dataset.options().autotune.enabled is False

@@ -47,6 +47,7 @@ def test_a_key_both_compared_and_tuned_is_refused_naming_it(config: DictConfig) 
 
     assert error.startswith("hydra.sweeper.nuisance.head.depth='choice(0, 1)': is also in ")
     assert "remove head.depth from params or from nuisance" in error
+    assert "hydra.sweeper.nuisance=null tunes nothing" in error
 
 
 @pytest.mark.parametrize("seed", ["trainer.seed", "data.split_seed"])

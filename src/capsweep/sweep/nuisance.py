@@ -219,9 +219,11 @@ def _check_keys(space: SearchSpace, scientific: SearchSpace, written: Mapping[st
             raise CapsweepConfigError(
                 f"hydra.sweeper.nuisance.{key}",
                 written[key],
-                "is also in hydra.sweeper.params: a hyperparameter is either compared "
-                "(scientific) or tuned inside each configuration (nuisance), not both",
-                fix=f"remove {key} from params or from nuisance",
+                "is also in hydra.sweeper.params (or set on the command line): a "
+                "hyperparameter is compared (scientific), tuned inside each configuration "
+                "(nuisance) or fixed, one of these",
+                fix=f"remove {key} from params or from nuisance; hydra.sweeper.nuisance=null "
+                "tunes nothing",
             )
         if key in SEEDS:
             raise CapsweepConfigError(

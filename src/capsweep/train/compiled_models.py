@@ -33,7 +33,7 @@ import numpy as np
 
 from capsweep.model.optimizers import SplitLearningRate, make_optimizer
 from capsweep.model.transfer import TransferModel
-from capsweep.settings import TrainerConfig
+from capsweep.settings import CapsweepConfig, TrainerConfig, as_plain_dict
 from capsweep.train.precision import with_loss_scaling
 
 # Architectures kept per process: a trial's fine-tuned model and, with lp_ft, its probe.
@@ -107,17 +107,62 @@ def architecture_key(model: keras.Model, trainer: TrainerConfig) -> Hashable:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def architecture_of(
+    settings: CapsweepConfig, classes: int, inputs: str, cut: str, *, capacity: bool = True
+) -> str:
+    """What a trial's trained model is made of, from the settings that build it: the
+    backbone (but not its weights), what trains (left out for a model of head layers
+    only, ``capacity=False``), the head, the classes, the augmentation, the dtype policy,
+    and where it starts (images, or the features at ``cut``)."""
+    backbone = as_plain_dict(settings.backbone)
+    for unused in ("weights", "pretrain", "allow_unsafe_h5"):
+        backbone.pop(unused)
+    return json.dumps(
+        {
+            "inputs": inputs,
+            "cut": cut,
+            "backbone": backbone,
+            "capacity": as_plain_dict(settings.capacity) if capacity else None,
+            "head": as_plain_dict(settings.head),
+            "classes": classes,
+            "augment": [str(a) for a in settings.data.augment],
+            "policy": str(settings.trainer.mixed_precision),
+        },
+        sort_keys=True,
+        default=str,
+    )
+
+
 def trained_model(
-    transfer: TransferModel, trainer: TrainerConfig, *, model: keras.Model | None = None
+    transfer: TransferModel,
+    trainer: TrainerConfig,
+    *,
+    model: keras.Model | None = None,
+    architecture: Hashable | None = None,
 ) -> tuple[keras.Model, bool]:
     """The compiled model a trial trains: a kept one of the same architecture, set up as
     ``model`` (default ``transfer.model``) is, or ``model`` itself, compiled.
+
+    Args:
+        architecture: What ``model`` is made of, from the settings that built it; ``None``
+            reads it from the model's layer configs (a fifth of a second for a small
+            model). Either way a kept model stands in only if its variables have the
+            same paths, shapes and dtypes.
 
     Returns:
         The model to fit and evaluate, and whether it is a kept one (no new tracing).
     """
     fresh = model or transfer.model
-    key = architecture_key(fresh, trainer)
+    key = (
+        architecture_key(fresh, trainer)
+        if architecture is None
+        else (
+            architecture,
+            str(trainer.optimizer),
+            str(trainer.mixed_precision),
+            str(trainer.jit_compile),
+        )
+    )
     kept = _kept.get(key)
     if kept is not None and _same_variables(kept.model, fresh):
         _kept.move_to_end(key)

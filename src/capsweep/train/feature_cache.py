@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from capsweep.data import Dataset
 from capsweep.data.dataset import Split
@@ -37,6 +38,7 @@ from capsweep.train.feature_keys import (
     weights_fingerprint,
 )
 from capsweep.train.feature_store import FeatureStore, default_root
+from capsweep.train.inputs import without_autotuning
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +206,10 @@ def compute_features(
         images = np.stack(
             [splits[split].source[splits[split].row_indices[position]] for split, position in chunk]
         )
-        computed = prefix.predict(images, batch_size=FEATURE_BATCH_SIZE, verbose=0)
+        batches = without_autotuning(
+            tf.data.Dataset.from_tensor_slices(images).batch(FEATURE_BATCH_SIZE)
+        )
+        computed = prefix.predict(batches, verbose=0)
         computed = computed if isinstance(computed, list) else [computed]
         if not outputs:
             outputs = [

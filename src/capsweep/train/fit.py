@@ -6,7 +6,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,12 @@ from capsweep.data.dataset import Split
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
 from capsweep.train.compiled_models import hand_back, trained_model
-from capsweep.train.inputs import PARALLEL_BATCHES, PREFETCH_BATCHES, batches
+from capsweep.train.inputs import (
+    PREFETCH_BATCHES,
+    batches,
+    indexed_batches,
+    without_autotuning,
+)
 
 # Called after each epoch with (epoch, logs); may raise to stop the trial (e.g. pruning).
 EpochListener = Callable[[int, dict[str, float]], None]
@@ -158,32 +163,16 @@ def feature_batches(
     The same seeded permutation of positions per epoch, and within a batch the same order
     (by the split's rows in its image source), so that training on features follows the
     trajectory of training on the images the features were computed from. Batches are
-    gathered from the host's array as they are needed, never put on a device whole.
+    gathered from the host's array, never put on a device whole.
     """
-    import tensorflow as tf
-
-    labels = split.labels.astype("int64")
-    order_key = np.asarray(split.row_indices)
-    feature_shape = tuple(int(side) for side in features.shape[1:])
-
-    def gather(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ordered = positions[np.argsort(order_key[positions], kind="stable")]
-        return np.asarray(features[ordered]), labels[ordered]
-
-    def load(positions: Any) -> tuple[Any, Any]:
-        batch, batch_labels = tf.numpy_function(
-            gather, [positions], (tf.as_dtype(features.dtype), tf.int64), stateful=False
-        )
-        batch.set_shape((None, *feature_shape))
-        batch_labels.set_shape((None,))
-        return batch, batch_labels
-
-    positions = tf.data.Dataset.range(len(split))
-    positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
-    return (
-        positions.batch(batch_size, drop_remainder=drop_remainder)
-        .map(load, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
-        .prefetch(PREFETCH_BATCHES)
+    return indexed_batches(
+        features,
+        np.arange(len(split)),
+        np.asarray(split.row_indices),
+        split.labels,
+        batch_size=batch_size,
+        seed=seed,
+        drop_remainder=drop_remainder,
     )
 
 
@@ -193,13 +182,17 @@ class FitInputs:
 
     ``model`` takes ``train``/``val``/``test`` inputs and shares its layers with the
     transfer model (it is the transfer model itself for images). A split's inputs None:
-    stream the split's images (:func:`capsweep.train.inputs.batches`).
+    stream the split's images (:func:`capsweep.train.inputs.batches`). ``architecture``
+    says what ``model`` is made of, from the settings that built it, so that a compiled
+    model of the same architecture kept from an earlier trial can stand in for it
+    (:mod:`capsweep.train.compiled_models`); ``None``: read from the model's config.
     """
 
     model: keras.Model
     train: Any = None
     val: Any = None
     test: Any = None
+    architecture: Hashable | None = None
 
 
 def evaluation_batches(features: Any, split: Split) -> Any:
@@ -217,7 +210,7 @@ def evaluation_batches(features: Any, split: Split) -> Any:
         return batches(split, batch_size=EVALUATION_BATCH_SIZE)
     labels = split.labels.astype("int64")
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    return dataset.batch(EVALUATION_BATCH_SIZE).prefetch(PREFETCH_BATCHES)
+    return without_autotuning(dataset.batch(EVALUATION_BATCH_SIZE).prefetch(PREFETCH_BATCHES))
 
 
 def fit_and_evaluate(
@@ -247,7 +240,9 @@ def fit_and_evaluate(
     """
     inputs = inputs or FitInputs(transfer.model)
     started = time.perf_counter()
-    model, reused = trained_model(transfer, trainer, model=inputs.model)
+    model, reused = trained_model(
+        transfer, trainer, model=inputs.model, architecture=inputs.architecture
+    )
     compile_seconds = time.perf_counter() - started
     # Under XLA every batch shape compiles anew: a short last batch would compile inside
     # the training loop, so XLA trains on whole batches only (the remainder of each

@@ -28,6 +28,81 @@ PARALLEL_BATCHES = parallel_batches()
 PREFETCH_BATCHES = 2
 
 
+# Arrays up to this size are gathered by TensorFlow ops from a copy pinned to the CPU: no
+# Python, hence no GIL, per batch (a 30-epoch trial on 32-pixel digits spent ~1 s waiting
+# on it). Larger arrays and memory-mapped ones are gathered by NumPy, a batch at a time.
+IN_GRAPH_BYTES = 256 * 2**20
+
+
+def indexed_batches(
+    source: np.ndarray,
+    index: np.ndarray,
+    order_key: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``(source[index[p]], labels[p])`` over positions ``p`` of a split.
+
+    Positions are shuffled per pass with ``seed`` (kept in order for ``None``); within a
+    batch they come in ascending ``order_key``, so that the images of a batch and the
+    cached features of the same images come in the same order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, but got {batch_size=}")
+    item_shape = tuple(int(side) for side in source.shape[1:])
+    labels = np.asarray(labels, dtype=np.int64)
+    positions = tf.data.Dataset.range(len(labels))
+    if seed is not None:
+        positions = positions.shuffle(max(1, len(labels)), seed=seed, reshuffle_each_iteration=True)
+    if getattr(source, "filename", None) is None and source.nbytes <= IN_GRAPH_BYTES:
+        with tf.device("/CPU:0"):
+            values, rows, keys, targets = (
+                tf.constant(np.asarray(array)) for array in (source, index, order_key, labels)
+            )
+
+        def load_batch(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            ordered = tf.gather(batch, tf.argsort(tf.gather(keys, batch), stable=True))
+            return tf.gather(values, tf.gather(rows, ordered)), tf.gather(targets, ordered)
+
+    else:
+
+        def load(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ordered = batch[np.argsort(order_key[batch], kind="stable")]
+            return gather(source, index[ordered]), labels[ordered]
+
+        def load_batch(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            items, batch_labels = tf.numpy_function(
+                load, [batch], (tf.as_dtype(source.dtype), tf.int64), stateful=False
+            )
+            items.set_shape((None, *item_shape))
+            batch_labels.set_shape((None,))
+            return items, batch_labels
+
+    return without_autotuning(
+        positions.batch(batch_size, drop_remainder=drop_remainder)
+        .map(load_batch, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
+        .prefetch(PREFETCH_BATCHES)
+    )
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` without tf.data's autotuning thread.
+
+    With autotuning on (tf.data's default, whatever the parallelism), every iterator starts
+    a background thread that models the pipeline and sleeps between rounds; destroying the
+    iterator waits for that thread to wake. That wait was the 3-20 s stall after training
+    in one trial in two or three (a native stack of the main thread showed it in
+    ``UnboundedThreadPool::LogicalThreadWrapper`` below ``IteratorResource``'s destructor).
+    The parallelism here is fixed, so autotuning has nothing to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def batches(
     split: Split, *, batch_size: int, seed: int | None = None, drop_remainder: bool = False
 ) -> tf.data.Dataset:
@@ -44,31 +119,16 @@ def batches(
 
     Returns:
         A dataset Keras' ``fit``/``evaluate`` take directly; every pass over it yields each
-        image of ``split`` exactly once. Images within a batch come in row order.
+        image of ``split`` exactly once (but a dropped remainder). Images within a batch
+        come in row order.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, but got {batch_size=}")
-    source, rows, labels = split.source, split.row_indices, split.labels
-    image_shape = tuple(int(side) for side in source.shape[1:])
-
-    def load(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        picked = rows[positions]
-        order = np.argsort(picked, kind="stable")
-        return gather(source, picked[order]), labels[positions[order]].astype(np.int64)
-
-    def load_batch(positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        images, batch_labels = tf.numpy_function(
-            load, [positions], (tf.as_dtype(source.dtype), tf.int64), stateful=False
-        )
-        images.set_shape((None, *image_shape))
-        batch_labels.set_shape((None,))
-        return images, batch_labels
-
-    positions = tf.data.Dataset.range(len(split))
-    if seed is not None:
-        positions = positions.shuffle(max(1, len(split)), seed=seed, reshuffle_each_iteration=True)
-    return (
-        positions.batch(batch_size, drop_remainder=drop_remainder)
-        .map(load_batch, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
-        .prefetch(PREFETCH_BATCHES)
+    rows = np.asarray(split.row_indices)
+    return indexed_batches(
+        split.source,
+        rows,
+        rows,
+        split.labels,
+        batch_size=batch_size,
+        seed=seed,
+        drop_remainder=drop_remainder,
     )

@@ -31,6 +31,7 @@ from capsweep.model.backbones import preprocessing_mode
 from capsweep.model.split import trainable_suffix
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import CapsweepConfig, as_plain_dict
+from capsweep.train.compiled_models import architecture_of
 from capsweep.train.feature_cache import open_store, trial_features
 from capsweep.train.fit import FitInputs, fit_and_evaluate
 
@@ -87,7 +88,8 @@ def linear_probe(transfer: TransferModel, data: Dataset, settings: CapsweepConfi
             for variable, value in zip(probe.variables, values, strict=True):
                 variable.assign(value)
             return ProbeResult(result.val_accuracy, result.epochs, 0.0, reused=True)
-        inputs = FitInputs(probe, features.train, features.val, features.test)
+        built = architecture_of(settings, data.num_classes, "probe", features.cut, capacity=False)
+        inputs = FitInputs(probe, features.train, features.val, features.test, built)
         metrics = fit_and_evaluate(transfer, data, settings.trainer, inputs=inputs)
         result = ProbeResult(
             metrics.val_accuracy, metrics.epochs_run, time.perf_counter() - started

@@ -32,6 +32,7 @@ from capsweep.model.transfer import TransferModel, build_transfer_model
 from capsweep.settings import CapsweepConfig
 from capsweep.settings.choices import SOURCE_WEIGHTS, TrainingProtocol
 from capsweep.train.backbone_reuse import trial_backbone
+from capsweep.train.compiled_models import architecture_of
 from capsweep.train.curves import learning_curve
 from capsweep.train.epoch_metrics import BufferedEpochMetrics, MetricSteps
 from capsweep.train.feature_cache import cache_off_reason, open_store, trial_features
@@ -217,7 +218,9 @@ def plan_inputs(prepared: PreparedTrial, settings: CapsweepConfig) -> CachePlan:
         else "cache.enabled=false"
     )
     if reason is not None:
-        return CachePlan(None, {"capsweep.cache": "off", "capsweep.cache_reason": reason})
+        built = architecture_of(settings, prepared.data.num_classes, "images", "")
+        whole = FitInputs(transfer.model, architecture=built)
+        return CachePlan(whole, {"capsweep.cache": "off", "capsweep.cache_reason": reason})
     lp_ft = settings.trainer.protocol == TrainingProtocol.lp_ft
     features = trial_features(
         transfer,
@@ -235,7 +238,13 @@ def plan_inputs(prepared: PreparedTrial, settings: CapsweepConfig) -> CachePlan:
         "capsweep.cache_hit": str(features.hit).lower(),
         "capsweep.cache_cut": features.cut,
     }
-    inputs = FitInputs(suffix, features.train, features.val, features.test)
+    inputs = FitInputs(
+        suffix,
+        features.train,
+        features.val,
+        features.test,
+        architecture=architecture_of(settings, prepared.data.num_classes, "features", features.cut),
+    )
     return CachePlan(inputs, tags, features.seconds)
 
 

@@ -26,8 +26,9 @@ class CapsweepSweeperConf:
     points: Any = None
     # Nuisance hyperparameters, same syntax: tuned separately inside every configuration
     # (nuisance_trials candidates, one run each), the best then confirmed `repeats` times
-    # with fresh seeds; configurations are compared on their confirmations. Empty: none.
-    nuisance: dict[str, str] = field(default_factory=dict)
+    # with fresh seeds; configurations are compared on their confirmations. null: none
+    # (hydra.sweeper.nuisance=null turns a sweep file's tuning off).
+    nuisance: dict[str, str] | None = None
     # Candidates each configuration tries (those where a nuisance key has an effect).
     nuisance_trials: int = 3
     # How candidates are drawn: null = every value of a finite space the budget covers,
