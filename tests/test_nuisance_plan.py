@@ -81,6 +81,13 @@ def test_a_budget_below_one_is_refused(config: DictConfig, budget: Any) -> None:
     assert error.startswith(f"hydra.sweeper.nuisance_trials={budget!r}: must be a whole number")
 
 
+@pytest.mark.parametrize("rescore", [-1, 1.5, True])
+def test_a_rescore_that_is_no_count_is_refused(config: DictConfig, rescore: Any) -> None:
+    error = refusal(config, {BACKBONE_RATE: LOG_RANGE}, nuisance_rescore=rescore)
+
+    assert error.startswith(f"hydra.sweeper.nuisance_rescore={rescore!r}: must be a whole")
+
+
 def test_a_fixed_value_is_refused_as_nothing_to_tune(config: DictConfig) -> None:
     error = refusal(config, {BACKBONE_RATE: "0.001"})
 

@@ -1,8 +1,9 @@
 """A sweep that tunes the backbone's learning rate inside each configuration, for real:
 ``capsweep -m`` in a subprocess, a journal-file study, MLflow on SQLite.
 
-Each configuration's candidates train once on the base seeds, the best is confirmed on
-fresh seeds, and the configuration's score is the mean of its confirmations alone.
+Each configuration's candidates train once on the base seeds, the best two once more on
+the next seeds, the best mean of two runs is confirmed on fresh seeds, and the
+configuration's score is the mean of its confirmations alone.
 """
 
 from __future__ import annotations
@@ -90,23 +91,43 @@ def seeds(trial: FrozenTrial) -> tuple[int, int]:
     )
 
 
+def rounds(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    return [t for t in role(trials, tuning.SEARCH) if t.user_attrs[tuning.ROUND_ATTR] == number]
+
+
+def best_by_mean(trials: list[FrozenTrial]) -> float:
+    """The rate whose two runs have the highest mean val_accuracy."""
+    runs: dict[float, list[float]] = {}
+    for trial in role(trials, tuning.SEARCH):
+        runs.setdefault(trial.params[RATE], []).append(trial.value)
+    return max(runs, key=lambda rate: statistics.fmean(runs[rate]))
+
+
 def test_each_candidate_trains_once_on_the_base_seeds(tuned: dict[str, Any]) -> None:
     trials = configuration_study(tuned["outputs"], "tuned", 1).get_trials()
 
-    search = role(trials, tuning.SEARCH)
-    assert [t.state for t in search] == [TrialState.COMPLETE] * CANDIDATES
-    assert len({t.params[RATE] for t in search}) == CANDIDATES
-    assert {seeds(t) for t in search} == {(0, 0)}
+    first = rounds(trials, 0)
+    assert [t.state for t in first] == [TrialState.COMPLETE] * CANDIDATES
+    assert len({t.params[RATE] for t in first}) == CANDIDATES
+    assert {seeds(t) for t in first} == {(0, 0)}
 
 
-def test_the_best_candidate_is_confirmed_on_fresh_seeds(tuned: dict[str, Any]) -> None:
+def test_the_best_two_candidates_train_again_on_the_next_seeds(tuned: dict[str, Any]) -> None:
     trials = configuration_study(tuned["outputs"], "tuned", 1).get_trials()
 
-    best = max(role(trials, tuning.SEARCH), key=lambda t: (t.value, -t.number))
+    second = rounds(trials, 1)
+    assert [t.state for t in second] == [TrialState.COMPLETE] * 2
+    assert {t.params[RATE] for t in second} == {t.params[RATE] for t in rounds(trials, 0)}
+    assert {seeds(t) for t in second} == {(1, 1)}
+
+
+def test_the_best_mean_of_two_runs_is_confirmed_on_fresh_seeds(tuned: dict[str, Any]) -> None:
+    trials = configuration_study(tuned["outputs"], "tuned", 1).get_trials()
+
     confirm = role(trials, tuning.CONFIRM)
     assert [t.state for t in confirm] == [TrialState.COMPLETE] * REPEATS
-    assert {t.params[RATE] for t in confirm} == {best.params[RATE]}
-    assert sorted(seeds(t) for t in confirm) == [(1, 1), (2, 2)]
+    assert {t.params[RATE] for t in confirm} == {best_by_mean(trials)}
+    assert sorted(seeds(t) for t in confirm) == [(2, 2), (3, 3)]
 
 
 def test_a_configurations_score_is_the_mean_of_its_confirmations_alone(
@@ -126,11 +147,12 @@ def test_a_configurations_score_is_the_mean_of_its_confirmations_alone(
     ]
     assert sorted(recorded) == sorted(confirmations)
     chosen = sweep_trial.user_attrs[tuning.CHOSEN_ATTR]
-    best = max(role(trials, tuning.SEARCH), key=lambda t: (t.value, -t.number))
-    assert chosen == {RATE: best.params[RATE]}
+    assert chosen == {RATE: best_by_mean(trials)}
+    picked = [t for t in role(trials, tuning.SEARCH) if t.params[RATE] == chosen[RATE]]
     assert sweep_trial.user_attrs[tuning.SELECTION_ATTR] == {
-        "trial": best.number,
-        "val_accuracy": best.value,
+        "trials": [t.number for t in picked],
+        "val_accuracy": statistics.fmean(t.value for t in picked),
+        "runs": [t.value for t in picked],
     }
 
 
@@ -159,7 +181,7 @@ def test_each_job_is_one_mlflow_run_tagged_with_its_part_in_the_tuning(
     )
     assert parts == sorted(
         [("0", "confirm", "tuned")] * REPEATS
-        + [("1", "search", "tuned")] * CANDIDATES
+        + [("1", "search", "tuned")] * (CANDIDATES + 2)
         + [("1", "confirm", "tuned")] * REPEATS
     )
     (unfrozen,) = [

@@ -51,13 +51,14 @@ def configuration_trials(outputs: Path, study: str) -> dict[str, list[FrozenTria
 
 
 def assert_tuned_once(outputs: Path, study: str) -> None:
-    """Each configuration: every candidate complete exactly once, every confirmation too."""
+    """Each configuration: every run of every candidate complete exactly once (the first of
+    each, the second of the best two), every confirmation too."""
     configurations = configuration_trials(outputs, study)
     assert len(configurations) == 2  # capacity.unfreeze 0 and 1
     for name, trials in configurations.items():
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        candidates = Counter(
-            t.user_attrs[tuning.CANDIDATE_ATTR]
+        runs = Counter(
+            (t.user_attrs[tuning.CANDIDATE_ATTR], t.user_attrs[tuning.ROUND_ATTR])
             for t in complete
             if t.user_attrs[tuning.ROLE_ATTR] == tuning.SEARCH
         )
@@ -67,8 +68,12 @@ def assert_tuned_once(outputs: Path, study: str) -> None:
             if t.user_attrs[tuning.ROLE_ATTR] == tuning.CONFIRM
         )
         nothing_to_tune = name.endswith("capacity.unfreeze=0")
-        expected = {} if nothing_to_tune else dict.fromkeys(range(CANDIDATES), 1)
-        assert dict(candidates) == expected, name
+        expected = (
+            {}
+            if nothing_to_tune
+            else {(candidate, run): 1 for candidate in range(CANDIDATES) for run in (0, 1)}
+        )
+        assert dict(runs) == expected, name
         assert dict(confirmations) == dict.fromkeys(range(REPEATS), 1), name
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
@@ -101,10 +106,13 @@ def the_victim(outputs: Path, victim: FrozenTrial) -> list[FrozenTrial]:
             victim.datetime_start
         ):
             role = victim.user_attrs[tuning.ROLE_ATTR]
+            run = victim.user_attrs.get(tuning.ROUND_ATTR)
             return [
                 t
                 for t in trials
-                if t.params == victim.params and t.user_attrs[tuning.ROLE_ATTR] == role
+                if t.params == victim.params
+                and t.user_attrs[tuning.ROLE_ATTR] == role
+                and t.user_attrs.get(tuning.ROUND_ATTR) == run
             ]
     raise AssertionError(f"no configuration study holds the victim {victim.number}")
 

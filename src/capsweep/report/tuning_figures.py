@@ -70,8 +70,10 @@ def axis_figure(
 ) -> Figure:
     """Every candidate's val_accuracy against its value of ``key``, per configuration.
 
-    The chosen candidate of each configuration is ringed; pruned candidates are hollow
-    (their val_accuracy at the epoch they stopped); the search range's ends are dashed.
+    Each run is a dot and the line goes through each value's mean (the best candidates
+    ran twice); the chosen candidate of each configuration is ringed; pruned candidates
+    are hollow (their val_accuracy at the epoch they stopped); the search range's ends
+    are dashed.
     The x axis is logarithmic when the range was searched on a log scale.
     """
     figure = _new_figure(5.5)
@@ -81,21 +83,24 @@ def axis_figure(
     for index, summary in enumerate(sorted(tuned, key=lambda s: (s.trainable_params, s.key))):
         assert summary.tuning is not None  # filtered above
         colour = palette(index % palette.N)
-        points = sorted(
+        runs = [
             (float(c.values[key]), c.val_accuracy, c.state)
             for c in summary.tuning.candidates
             if key in c.values and c.val_accuracy is not None
-        )
-        complete = [(x, y) for x, y, state in points if state == "COMPLETE"]
-        if complete:
-            axis.plot(*zip(*complete, strict=True), "o-", color=colour, label=summary.label)
-        pruned = [(x, y) for x, y, state in points if state == "PRUNED"]
+        ]
+        complete = [(x, y) for x, y, state in runs if state == "COMPLETE"]
+        if complete:  # each run a dot; the line through each value's mean
+            xs, ys = zip(*complete, strict=True)
+            axis.scatter(xs, ys, s=12, color=colour, alpha=0.6)
+            means = _means(complete)
+            axis.plot(*zip(*means, strict=True), "o-", color=colour, label=summary.label)
+        pruned = [(x, y) for x, y, state in runs if state == "PRUNED"]
         if pruned:
             axis.scatter(*zip(*pruned, strict=True), facecolors="none", edgecolors=colour)
         chosen = float(summary.tuning.chosen[key])
-        picked = [y for x, y, state in points if x == chosen and state == "COMPLETE"]
+        picked = [y for x, y in _means(complete) if x == chosen]
         if picked:
-            axis.scatter([chosen], picked[:1], s=220, facecolors="none", edgecolors=colour)
+            axis.scatter([chosen], picked, s=220, facecolors="none", edgecolors=colour)
     if searched is not None and searched.choices is None:
         for end in (searched.low, searched.high):
             axis.axvline(end, color="0.5", linestyle="--")
@@ -107,6 +112,14 @@ def axis_figure(
     if tuned:
         figure.legend(loc="outside lower center", ncols=2, fontsize="small")
     return figure
+
+
+def _means(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The mean of the y values at each x, by x."""
+    grouped: dict[float, list[float]] = {}
+    for x, y in points:
+        grouped.setdefault(x, []).append(y)
+    return [(x, sum(ys) / len(ys)) for x, ys in sorted(grouped.items())]
 
 
 def _label(summary: ConfigSummary) -> str:

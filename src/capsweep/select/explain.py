@@ -113,7 +113,12 @@ def _tuning(summary: ConfigSummary) -> dict[str, Any] | None:
         "tried": tuning.tried,
         "selection_val_accuracy": tuning.selection,
         "candidates": [
-            {"values": _plain(c.values), "state": c.state, "val_accuracy": c.val_accuracy}
+            {
+                "values": _plain(c.values),
+                "round": c.round,
+                "state": c.state,
+                "val_accuracy": c.val_accuracy,
+            }
             for c in tuning.candidates
         ],
     }

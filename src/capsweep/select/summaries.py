@@ -27,18 +27,20 @@ _MEAN_METRICS = ("overfit_gap", "fit_seconds", "test_accuracy", "train_accuracy"
 
 @dataclass(frozen=True)
 class Candidate:
-    """One nuisance candidate a configuration tried: its values, how it ended, its score.
+    """One run of a nuisance candidate a configuration tried: its values, how it ended.
 
     Args:
         values: The nuisance values (``{"trainer.backbone_learning_rate": 3e-4}``).
         state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
         val_accuracy: Its val_accuracy (a pruned one's at its last reported epoch), or
             ``None`` when it has none.
+        round: 0 for the candidate's first run, 1 for a second one (the best ones').
     """
 
     values: Mapping[str, Any]
     state: str
     val_accuracy: float | None = None
+    round: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,10 @@ class Tuning:
         chosen: The values its confirmations trained with (empty when nothing was tuned:
             no nuisance key has an effect in it).
         tried: How many candidates were tried.
-        candidates: Each one tried.
-        selection: The chosen candidate's own val_accuracy, from the run that selected it
-            (biased upward: the best of several noisy runs; not part of the score).
+        candidates: Each run of each one tried.
+        selection: The chosen candidate's own val_accuracy, the mean of the runs that
+            selected it (biased upward: the best of several noisy runs; not part of the
+            score).
     """
 
     chosen: Mapping[str, Any]

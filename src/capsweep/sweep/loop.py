@@ -271,13 +271,12 @@ class SweepLoop:
         )
 
     def _tuning_overrides(self, job: TuningJob, context: TrialContext) -> list[str]:
-        """A candidate trains with the base seeds, a confirmation with fresh ones."""
+        """A candidate's first run trains with the base seeds, its second with the next, a
+        confirmation with fresh ones after those."""
         plan = self.plan
         sweep_trial = job.tuning.sweep_trial
         seed, split_seed = repeat_seeds(
-            plan.repeat_over,
-            0 if job.role == SEARCH else job.repeat + 1,
-            **self._base_seeds(sweep_trial),
+            plan.repeat_over, job.seed_index, **self._base_seeds(sweep_trial)
         )
         job.trial.set_user_attr(studies.SEED_ATTR.format(repeat=0), seed)
         job.trial.set_user_attr(studies.SPLIT_SEED_ATTR.format(repeat=0), split_seed)

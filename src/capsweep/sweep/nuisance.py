@@ -59,11 +59,15 @@ class NuisancePlan:
         sampler: ``None`` for the default: a grid when the budget covers every value of a
             finite space, else quasi-random (scrambled Sobol); or ``qmc``, ``random`` or
             ``grid`` (every value of a finite space, whatever the budget).
+        rescore: After every candidate's first run, the best this many are trained once
+            more on other seeds and the pick is the best mean of two runs (0 or 1: the
+            best single run).
     """
 
     space: SearchSpace
     budget: int
     sampler: str | None = None
+    rescore: int = 2
 
     def effective(self, settings: CapsweepConfig) -> dict[str, BaseDistribution]:
         """The nuisance distributions that can change what ``settings`` trains."""
@@ -76,6 +80,7 @@ class NuisancePlan:
             "space": self.space.describe(),
             "budget": self.budget,
             "sampler": self.sampler,
+            "rescore": self.rescore,
         }
 
     def candidates(self, effective: Mapping[str, BaseDistribution]) -> int:
@@ -198,7 +203,15 @@ def plan_nuisance(
     _check_keys(space, scientific, written)
     check_param_paths(config, space.written, section="nuisance")
     check_job_settings(config, space)
-    plan = NuisancePlan(space, budget, None if sampler is None else str(sampler))
+    rescore = options.get("nuisance_rescore", 2)
+    if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0:
+        raise CapsweepConfigError(
+            "hydra.sweeper.nuisance_rescore",
+            rescore,
+            "must be a whole number >= 0 (how many of the best candidates run twice)",
+            fix="e.g. hydra.sweeper.nuisance_rescore=2, or 0 to pick from one run each",
+        )
+    plan = NuisancePlan(space, budget, None if sampler is None else str(sampler), rescore)
     if plan.sampler == "grid":
         space.grid()  # raises for a continuous range, naming it (as the sweep's grid does)
     _check_effect(plan, config, scientific)

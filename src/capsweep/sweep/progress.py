@@ -68,7 +68,8 @@ def job_line(result: JobResult, plan: NuisancePlan | None) -> str:
     if job.role == SEARCH:
         index = int(job.trial.user_attrs.get(CANDIDATE_ATTR, job.trial.number)) + 1
         total = plan.candidates(tuning.effective) if plan else "?"
-        what = f"candidate {index}/{total} {params_label(job.values)}"
+        again = " (second run)" if job.round else ""
+        what = f"candidate {index}/{total}{again} {params_label(job.values)}"
     else:
         what = f"confirmation {job.repeat + 1}/{tuning.repeats}"
     parts = [f"  trial {tuning.sweep_trial.number} {what}"]

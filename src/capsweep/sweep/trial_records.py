@@ -28,7 +28,9 @@ def tuning_of(attrs: dict[str, Any]) -> Tuning | None:
         chosen=dict(attrs[CHOSEN_ATTR] or {}),
         tried=int(attrs.get(TRIED_ATTR) or 0),
         candidates=tuple(
-            Candidate(dict(c["values"]), str(c["state"]), c.get("val_accuracy"))
+            Candidate(
+                dict(c["values"]), str(c["state"]), c.get("val_accuracy"), int(c.get("round", 0))
+            )
             for c in attrs.get(CANDIDATES_ATTR) or []
         ),
         selection=selection.get("val_accuracy"),

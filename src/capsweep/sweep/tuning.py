@@ -48,6 +48,7 @@ ROLE_ATTR = "capsweep.role"
 SEARCH, CONFIRM = "search", "confirm"
 REPEAT_ATTR = "capsweep.confirm_repeat"
 CANDIDATE_ATTR = "capsweep.candidate"  # a candidate's place in the configuration's design
+ROUND_ATTR = "capsweep.round"  # 0: every candidate's first run; 1: the best ones' second
 KILLED_ATTR = "capsweep.killed"  # why a trial was stopped from outside (it is queued again)
 # On a configuration's study: which configuration of which sweep it tunes.
 CONFIGURATION_ATTR = "capsweep.configuration"
@@ -76,6 +77,14 @@ class TuningJob:
     role: str
     repeat: int  # the confirmation's repeat; 0 for a candidate
     values: dict[str, Any]  # the nuisance values it trains with
+    round: int = 0  # a candidate's: 0 for its first run, 1 for its second
+
+    @property
+    def seed_index(self) -> int:
+        """Which seeds it trains on: a candidate's round, a confirmation's after them all."""
+        if self.role == SEARCH:
+            return self.round
+        return self.tuning.confirmation_offset + self.repeat
 
     @property
     def job_name(self) -> str:
@@ -161,7 +170,8 @@ class ConfigurationTuning:
     def _queue_design(self) -> None:
         """Queue every candidate of the configuration's design, in order."""
         for index, values in enumerate(self._design()):
-            self.study.enqueue_trial(values, user_attrs={ROLE_ATTR: SEARCH, CANDIDATE_ATTR: index})
+            attrs = {ROLE_ATTR: SEARCH, CANDIDATE_ATTR: index, ROUND_ATTR: 0}
+            self.study.enqueue_trial(values, user_attrs=attrs)
 
     def _design(self) -> list[dict[str, Any]]:
         if not self.effective:
@@ -184,7 +194,7 @@ class ConfigurationTuning:
         frozen = trials[trial.number]
         attrs = {
             key: frozen.user_attrs[key]
-            for key in (ROLE_ATTR, REPEAT_ATTR, CANDIDATE_ATTR)
+            for key in (ROLE_ATTR, REPEAT_ATTR, CANDIDATE_ATTR, ROUND_ATTR)
             if key in frozen.user_attrs
         }
         run_id = frozen.user_attrs.get(studies.RUN_ID_ATTR.format(repeat=0))
@@ -223,6 +233,8 @@ class ConfigurationTuning:
         search = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == SEARCH]
         if any(t.state == TrialState.WAITING for t in search):
             return [self._ask(SEARCH) for t in search if t.state == TrialState.WAITING]
+        if self._queue_second_runs(search):
+            return self.next_jobs()
         best = self._best(search)
         if best is None:
             reasons = "; ".join(sorted({_reason(t) for t in search}))
@@ -260,17 +272,40 @@ class ConfigurationTuning:
                 f"{self.name}: trial {trial.number} is a {attrs.get(ROLE_ATTR)}, not a {role}"
             )
         repeat = int(attrs.get(REPEAT_ATTR, 0))
-        return TuningJob(self, trial, role, repeat, dict(trial.params))
+        round_ = int(attrs.get(ROUND_ATTR, 0))
+        return TuningJob(self, trial, role, repeat, dict(trial.params), round_)
+
+    def _queue_second_runs(self, search: Sequence[FrozenTrial]) -> bool:
+        """Queue a second run, on other seeds, of the best ``plan.rescore`` candidates once
+        every first run is done (once only); return whether any was queued."""
+        if self.plan.rescore < 2 or any(_round(t) == 1 for t in search):
+            return False
+        first = [t for t in search if _round(t) == 0 and t.state == TrialState.COMPLETE]
+        if len(first) < 2:
+            return False
+        ranked = sorted(first, key=lambda t: (-float(t.value or 0.0), t.number))
+        for trial in ranked[: self.plan.rescore]:
+            attrs = {
+                ROLE_ATTR: SEARCH,
+                CANDIDATE_ATTR: trial.user_attrs.get(CANDIDATE_ATTR),
+                ROUND_ATTR: 1,
+            }
+            self.study.enqueue_trial(trial.params, user_attrs=attrs)
+        return True
 
     def _best(self, search: Sequence[FrozenTrial]) -> FrozenTrial | None:
-        """The candidate with the highest val_accuracy (the earliest on a tie); with nothing
-        to tune, a stand-in with no values of its own (the base values are trained)."""
+        """The candidate picked: the highest mean val_accuracy over its runs, among those run
+        the most often (the rescored ones), the earliest on a tie; with nothing to tune, a
+        stand-in with no values of its own (the base values are trained)."""
         if not self.effective:
             return optuna.trial.create_trial(value=0.0, params={}, distributions={})
-        complete = [t for t in search if t.state == TrialState.COMPLETE and t.value is not None]
-        if not complete:
+        runs = candidate_runs(search)
+        if not runs:
             return None
-        return max(complete, key=lambda t: (float(t.value or 0.0), -t.number))
+        most = max(len(values) for values, _, _ in runs.values())
+        eligible = [item for item in runs.values() if len(item[0]) == most]
+        best = max(eligible, key=lambda item: (statistics.fmean(item[0]), -item[1].number))
+        return best[1]
 
     def record(self, job: TuningJob, result: JobReturn) -> JobResult:
         """Record how ``job`` ended on its trial; a killed job's trial is queued again."""
@@ -323,19 +358,27 @@ class ConfigurationTuning:
         search = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == SEARCH]
         best = self._best(search)
         tried = [t for t in search if t.state.is_finished() and KILLED_ATTR not in t.user_attrs]
+        chosen = candidate_runs(search).get(_candidate_key(best)) if best and search else None
         selection = (
-            None if best is None or not search else {"trial": best.number, VALUE: best.value}
+            None
+            if chosen is None
+            else {"trials": chosen[2], VALUE: statistics.fmean(chosen[0]), "runs": chosen[0]}
         )
         return {
             "confirmations": [confirm[repeat] for repeat in range(self.repeats)],
             "attrs": {
                 STUDY_ATTR: self.name,
                 CHOSEN_ATTR: dict(confirm[0].params),
-                TRIED_ATTR: len(tried),
+                TRIED_ATTR: len({_candidate_key(t) for t in tried}),
                 CANDIDATES_ATTR: [_candidate(t) for t in tried],
                 SELECTION_ATTR: selection,
             },
         }
+
+    @property
+    def confirmation_offset(self) -> int:
+        """The seed index of the first confirmation: after the candidates' runs' seeds."""
+        return 2 if self.plan.rescore >= 2 and self.effective else 1
 
 
 def confirmation_values(
@@ -346,12 +389,42 @@ def confirmation_values(
     return [statistics.fmean(float(m[name]) for m in metrics) for name in objectives]
 
 
+def candidate_runs(
+    search: Sequence[FrozenTrial],
+) -> dict[Any, tuple[list[float], FrozenTrial, list[int]]]:
+    """Each candidate's complete runs: their val_accuracies, its first run, their trials."""
+    runs: dict[Any, tuple[list[float], FrozenTrial, list[int]]] = {}
+    for trial in sorted(search, key=lambda t: t.number):
+        if trial.state != TrialState.COMPLETE or trial.value is None:
+            continue
+        values, _, numbers = runs.setdefault(_candidate_key(trial), ([], trial, []))
+        values.append(float(trial.value))
+        numbers.append(trial.number)
+    return runs
+
+
+def _candidate_key(trial: FrozenTrial | None) -> Any:
+    if trial is None:
+        return None
+    return trial.user_attrs.get(CANDIDATE_ATTR, str(sorted(trial.params.items())))
+
+
+def _round(trial: FrozenTrial) -> int:
+    return int(trial.user_attrs.get(ROUND_ATTR, 0))
+
+
 def _candidate(trial: FrozenTrial) -> dict[str, Any]:
-    """A tried candidate for the axis plots: its values, how it ended and its val_accuracy."""
+    """One run of a candidate, for the axis plots: its values, round, how it ended and
+    its val_accuracy."""
     value = trial.value
     if value is None and trial.intermediate_values:  # pruned: its last reported epoch
         value = trial.intermediate_values[max(trial.intermediate_values)]
-    return {"values": dict(trial.params), "state": trial.state.name, VALUE: value}
+    return {
+        "values": dict(trial.params),
+        "round": _round(trial),
+        "state": trial.state.name,
+        VALUE: value,
+    }
 
 
 def _reason(trial: FrozenTrial) -> str:
