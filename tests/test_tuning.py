@@ -36,6 +36,7 @@ hydra:
     sampler: grid
     repeats: {REPEATS}
     nuisance_trials: {budget}
+    nuisance_rescore: 2
     params:
       capacity.unfreeze: choice(0, 1)
       head.depth: "0"

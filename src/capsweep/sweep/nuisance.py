@@ -67,7 +67,7 @@ class NuisancePlan:
     space: SearchSpace
     budget: int
     sampler: str | None = None
-    rescore: int = 2
+    rescore: int = 0
 
     def effective(self, settings: CapsweepConfig) -> dict[str, BaseDistribution]:
         """The nuisance distributions that can change what ``settings`` trains."""
@@ -203,7 +203,7 @@ def plan_nuisance(
     _check_keys(space, scientific, written)
     check_param_paths(config, space.written, section="nuisance")
     check_job_settings(config, space)
-    rescore = options.get("nuisance_rescore", 2)
+    rescore = options.get("nuisance_rescore", 0)
     if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0:
         raise CapsweepConfigError(
             "hydra.sweeper.nuisance_rescore",
