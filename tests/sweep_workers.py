@@ -40,6 +40,9 @@ TINY = [
     # sets its own (a later override wins).
     "hydra.sweeper.repeats=1",
 ]
+# The plumbing tests run each configuration at the default rates; the tuning tests keep
+# their sweep file's nuisance space (``sweep_command(..., tuned=True)``).
+UNTUNED = ["hydra.sweeper.nuisance=null"]
 GRID = ["capacity.unfreeze=range(0,2)", "head.depth=choice(0,1)"]
 # For tests that catch a worker mid-trial: one job per trial (whatever the default sweep's
 # repeats), long enough that the worker is caught in the trial it started, not after it.
@@ -54,11 +57,14 @@ TRAINING_ATTR = "capsweep.worker.0"
 FINISHES_WITHIN = 400.0  # seconds for a worker to finish its sweep
 
 
-def sweep_command(outputs: Path, uri: str, study: str, *extra: str) -> list[str]:
+def sweep_command(
+    outputs: Path, uri: str, study: str, *extra: str, tuned: bool = False
+) -> list[str]:
     return [
         str(BIN / "capsweep"),
         "-m",
         *TINY,
+        *([] if tuned else UNTUNED),
         f"paths.outputs={outputs}",
         f"tracking.uri={uri}",
         f"tracking.experiment={study}",

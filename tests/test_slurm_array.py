@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from capsweep.sweep import study as studies
 from postgres_server import postgres_server
 from slurm_cluster import require_slurm, wait_for_job
-from sweep_workers import BIN, GRID, TINY
+from sweep_workers import BIN, GRID, TINY, UNTUNED
 
 pytestmark = [pytest.mark.slurm, pytest.mark.postgres, pytest.mark.slow, pytest.mark.heavy]
 SCRIPT = Path(__file__).parents[1] / "scripts" / "capsweep-workers.sbatch"
@@ -58,7 +58,7 @@ def test_a_job_array_of_workers_fills_one_study(tmp_path: Path) -> None:
     submitted = subprocess.run(
         ["sbatch", "--parsable", f"--array=0-{WORKERS - 1}", "--cpus-per-task=1",
          "--partition=debug", f"--output={tmp_path}/worker-%a.out", str(SCRIPT),
-         *TINY, *GRID, "trainer.epochs=5", "trainer.verbose=0",
+         *TINY, *UNTUNED, *GRID, "trainer.epochs=5", "trainer.verbose=0",
          "hydra.sweeper.sampler=grid", f"hydra.sweeper.n_trials={N_TRIALS}"],
         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -87,8 +87,9 @@ def test_the_same_grid_point_drawn_twice_is_found(tmp_path: Path) -> None:
     study.enqueue_trial(first.params)
     second = study.ask(SPACE)
 
-    assert studies.duplicate_of(study, frozen(study, second.number)) == first.number
-    assert studies.duplicate_of(study, frozen(study, first.number)) is None
+    current = study.get_trials(deepcopy=False)
+    assert studies.duplicate_of(current, frozen(study, second.number)) == first.number
+    assert studies.duplicate_of(current, frozen(study, first.number)) is None
 
 
 def test_the_liveness_thread_marks_a_trial_while_it_runs(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from capsweep.sweep.loop import repeat_seeds
+from capsweep.sweep.jobs import repeat_seeds
 from capsweep.sweep.progress import SweepProgress, TrialLine
 
 PARAMS = {"capacity.unfreeze": 1, "head.depth": 0}

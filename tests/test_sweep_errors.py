@@ -67,6 +67,9 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
                 "hydra.sweeper.objectives=[val_accuracy,trainable_params]",
                 "hydra.sweeper.direction=[maximize,minimize]",
                 "hydra.sweeper.pruner=median",
+                # With tuning the pruner judges each configuration's candidates by
+                # val_accuracy alone, which it can.
+                "hydra.sweeper.nuisance=null",
             ],
             "use hydra.sweeper.pruner=dominance",
         ),
@@ -79,6 +82,7 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
                 "hydra.sweeper.objectives=overfit_gap",
                 "hydra.sweeper.direction=minimize",
                 "hydra.sweeper.pruner=median",
+                "hydra.sweeper.nuisance=null",
             ],
             "prune the most accurate ones",
         ),

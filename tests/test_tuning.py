@@ -49,7 +49,7 @@ hydra:
 
 def tuned_command(cwd: Path, uri: str, name: str, *extra: str) -> list[str]:
     return [
-        *sweep_command(cwd / "outputs", uri, name),
+        *sweep_command(cwd / "outputs", uri, name, tuned=True),
         f"hydra.searchpath=[file://{cwd / 'conf'}]",
         f"sweep={name}",
         # After the helpers' repeats=1, which the sweep file would lose to.

@@ -128,7 +128,8 @@ def trial_counts(study: Any) -> str:
     """``8 trials: 7 complete, 1 fail`` — the study's trials by state (not its runs)."""
     from capsweep.sweep import study as studies
 
-    counts = {state.name.lower(): count for state, count in studies.count_states(study).items()}
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): count for state, count in studies.count_states(trials).items()}
     shown = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     return f"{sum(counts.values())} trials" + (f": {shown}" if shown else "")
 

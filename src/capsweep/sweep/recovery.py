@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -60,16 +61,23 @@ def is_stale(trial: FrozenTrial, *, stale_after: float, now: float | None = None
 
 
 def recover_stale_trials(
-    study: optuna.Study, *, stale_after: float, tracking_uri: str
+    study: optuna.Study,
+    *,
+    stale_after: float,
+    tracking_uri: str,
+    trials: Sequence[FrozenTrial] | None = None,
 ) -> list[FrozenTrial]:
     """Fail the RUNNING trials of dead workers, end their MLflow runs KILLED, queue them again.
 
     SIGKILL gives a worker no chance to end its own runs: they would stay RUNNING forever.
+    Pass ``trials`` when the caller has read them already.
     """
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
     stale = [
         trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if is_stale(trial, stale_after=stale_after)
+        for trial in trials
+        if trial.state == TrialState.RUNNING and is_stale(trial, stale_after=stale_after)
     ]
     recovered = []
     for trial in stale:

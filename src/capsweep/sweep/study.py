@@ -294,20 +294,29 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, **result: Any) -> bool:
       queued trial, which has no grid id.
     """
     number = trial if isinstance(trial, int) else trial.number
-    if study.get_trials(deepcopy=False)[number].state.is_finished():
-        log.warning("Trial %d was already finished by another worker: result dropped", number)
-        return False
     try:
-        study.tell(trial, skip_if_finished=True, **result)
+        study.tell(trial, **result)
     except UpdateFinishedTrialError:  # another worker finished it between look and write
         log.warning("Trial %d was already finished by another worker: result dropped", number)
+        return False
+    except ValueError:  # "Cannot tell a FAIL trial": finished before this worker looked
+        state = frozen_trial(study, number).state
+        if not state.is_finished():
+            raise
+        log.warning(
+            "Trial %d is %s already: finished by another worker, result dropped",
+            number,
+            state.name,
+        )
         return False
     except RuntimeError as error:
         if "Study.stop" not in str(error):
             raise
+        return True
     except KeyError:
-        if not study.get_trials(deepcopy=False)[number].state.is_finished():
+        if not frozen_trial(study, number).state.is_finished():
             raise
+        return True
     return True
 
 
@@ -357,12 +366,18 @@ def planned_params(trial: FrozenTrial) -> dict[str, Any]:
     return trial.params
 
 
-def duplicate_of(study: optuna.Study, trial: FrozenTrial) -> int | None:
+def duplicate_of(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> int | None:
     """The number of an earlier live or finished trial with the same parameters, if any."""
-    for other in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)):
-        if other.number < trial.number and other.params == trial.params:
+    for other in trials:
+        live = other.state in (*FINISHED, TrialState.RUNNING)
+        if live and other.number < trial.number and other.params == trial.params:
             return other.number
     return None
+
+
+def frozen_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` as stored now (for the rare paths: a loop pass reads all once)."""
+    return study.get_trials(deepcopy=False)[number]
 
 
 def owner_tag() -> dict[str, Any]:
@@ -375,19 +390,18 @@ def owner_tag() -> dict[str, Any]:
     }
 
 
-def count_states(study: optuna.Study) -> dict[TrialState, int]:
+def count_states(trials: Sequence[FrozenTrial]) -> dict[TrialState, int]:
+    """How many of ``trials`` are in each state."""
     counts = dict.fromkeys(TrialState, 0)
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         counts[trial.state] += 1
     return counts
 
 
-def trials_ahead(study: optuna.Study, number: int) -> int:
+def trials_ahead(trials: Sequence[FrozenTrial], number: int) -> int:
     """How many trials before ``number`` are finished, running or queued."""
     active = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-    return sum(
-        1 for t in study.get_trials(deepcopy=False) if t.number < number and t.state in active
-    )
+    return sum(1 for t in trials if t.number < number and t.state in active)
 
 
 def trial_handle(storage: BaseStorage, study_name: str, number: int, **load: Any) -> optuna.Trial:
