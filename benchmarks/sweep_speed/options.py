@@ -1,0 +1,89 @@
+"""The command line, and the settings of one benchmark run that every path shares."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every path of one run trains: the same grid, data, model and epochs."""
+
+    backbone: str
+    size: int
+    epochs: int
+    batch_size: int
+    unit: str
+    unfreeze: list[int]
+    depths: list[int]
+    val_fraction: float
+    test_fraction: float
+    weights_file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For results.json (``weights``: the file, or ``null``)."""
+        values = dataclasses.asdict(self)
+        values["weights"] = values.pop("weights_file") or "null"
+        return values
+
+
+def setup_from(options: argparse.Namespace) -> Setup:
+    """The run's settings from the parsed options."""
+    return Setup(
+        backbone=options.backbone,
+        size=options.size,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        unit=options.unit,
+        unfreeze=options.unfreeze,
+        depths=options.depths,
+        val_fraction=options.val_fraction,
+        test_fraction=options.test_fraction,
+    )
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """Every option; ``description`` is the package's docstring."""
+    parse = argparse.ArgumentParser(
+        prog="python -m benchmarks.sweep_speed",
+        description=description,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    parse.add_argument("--epochs", type=int, default=10)
+    parse.add_argument("--size", type=int, default=64, help="backbone.input_size")
+    parse.add_argument("--backbone", default="mobilenetv2")
+    parse.add_argument("--batch-size", type=int, default=64)
+    parse.add_argument("--unit", default="block", help="capacity.unit")
+    parse.add_argument("--unfreeze", type=int, nargs="+", default=[0, 1, 2])
+    parse.add_argument("--depths", type=int, nargs="+", default=[0, 1, 2])
+    # 0.15 / 0.10 give ~1,350 training images; image_folder's defaults (0.2 / 0.2) ~1,080.
+    parse.add_argument("--val-fraction", type=float, default=0.15)
+    parse.add_argument("--test-fraction", type=float, default=0.10)
+    parse.add_argument("--skip-tuner", action="store_true", help="no KerasTuner baseline")
+    parse.add_argument(
+        "--skip-cache-off", action="store_true", help="no capsweep -m with cache.enabled=false"
+    )
+    parse.add_argument("--skip-default", action="store_true", help="no default capsweep -m")
+    parse.add_argument(
+        "--default-cache-off",
+        action="store_true",
+        help="also time the default sweep warm with cache.enabled=false",
+    )
+    parse.add_argument("--work", type=Path, help="working folder (default: a new temp folder)")
+    parse.add_argument("--keep", action="store_true", help="keep the working folder")
+    parse.add_argument(
+        "--report-only", type=Path, metavar="DIR", help="print the report of a kept run again"
+    )
+    parse.add_argument(
+        "--weights",
+        choices=["calibrated", "null"],
+        default="calibrated",
+        help="calibrated: random weights with BatchNorm statistics set from the training\n"
+        "images (a backbone.weights file); null: Keras' random init (every trial at chance)",
+    )
+    parse.add_argument("--worker", help=argparse.SUPPRESS)
+    return parse
