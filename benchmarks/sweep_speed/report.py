@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .capsweep_path import mlflow_trials
+from .careful_report import careful_report
 from .default_report import default_report
 from .grid_report import accuracy_report, grid_targets
 from .time_split import breakdown, lower_bound
@@ -24,6 +25,7 @@ def ratio(numerator: float, denominator: float) -> str:
 def report(work: Path, results: dict[str, Any]) -> None:
     """Print every figure from ``results`` and the MLflow databases under ``work``."""
     setup = results["setup"]
+    setup.setdefault("workload", "grid")  # results.json of the one-file script
     header(setup)
     analysed: dict[str, dict[str, Any]] = {
         name: analyse(results[name]) for name in ("cache_on", "cache_off") if name in results
@@ -36,10 +38,14 @@ def report(work: Path, results: dict[str, Any]) -> None:
         time_split_report(f"capsweep -m, {SWEEPS[name]}", item["run"], item["parts"])
     for name, item in analysed.items():
         trial_table(SWEEPS[name], item["run"], item["trials"])
-    accuracy_report(analysed, tuner)
+    if setup["workload"] == "careful":
+        careful_report(analysed, tuner)
+    else:
+        accuracy_report(analysed, tuner)
     if "cache_on" in analysed:
         bound_report(analysed["cache_on"], tuner)
-    grid_targets(analysed, tuner)
+    if setup["workload"] == "grid":
+        grid_targets(analysed, tuner)
     default_report({name: results[name] for name in results if name.startswith("default_")})
 
 
@@ -51,13 +57,20 @@ def analyse(run: dict[str, Any]) -> dict[str, Any]:
 
 def header(setup: dict[str, Any]) -> None:
     """What was run, on what data and weights, on which machine."""
+    careful = setup["workload"] == "careful"
     configurations = len(setup["unfreeze"]) * len(setup["depths"])
+    workload = (
+        f"each configuration's backbone rate tuned over {setup['rates']}, the best run "
+        f"{setup['repeats']} times on fresh seeds"
+        if careful
+        else "one run per configuration at the default rates"
+    )
     print("\n" + "=" * 78)
     print(
-        f"sweep_speed: {setup['backbone']} at {setup['size']} px, "
+        f"sweep_speed, workload {setup['workload']}: {setup['backbone']} at {setup['size']} px, "
         f"{setup['epochs']} epochs, batch {setup['batch_size']}, grid unfreeze "
         f"{setup['unfreeze']} {setup['unit']}s × head.depth {setup['depths']} "
-        f"({configurations} trials, 1 repeat)"
+        f"({configurations} configurations; {workload})"
     )
     split = (
         f" → {setup['n_train']} train / {setup['n_val']} val images" if setup.get("n_train") else ""

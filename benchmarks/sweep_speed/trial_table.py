@@ -7,7 +7,7 @@ from typing import Any
 from .time_split import grouped, metric
 
 TABLE_HEADER = (
-    "   #  unf dep cache       run   gap  data build inputs feat  comp trace"
+    "   #  unf dep role    rate    cache       run   gap  data build inputs feat  comp trace"
     " train   val  fitoth  eval  log   val_acc"
 )
 
@@ -40,9 +40,10 @@ def trial_row(trial: dict[str, Any], gap: float) -> str:
         + get("evaluate_seconds")
     )
     hit = "/hit" if trial["hit"] == "true" else "/miss" if trial["hit"] else ""
+    rate = f"{float(trial['rate']):.2g}" if trial.get("rate") else "-"
     return (
         f"  {trial['number']:>2}  {trial['unfreeze']:>3} {trial['depth']:>3}"
-        f" {trial['cache'] + hit:<9}"
+        f" {trial.get('tuning') or '-':<7} {rate:<7} {trial['cache'] + hit:<9}"
         f" {run_seconds:5.1f} {gap:5.1f} {get('data_seconds'):5.2f}"
         f" {get('build_seconds'):5.2f} {get('inputs_seconds'):5.2f}"
         f" {get('feature_seconds'):5.1f} {get('compile_seconds'):5.2f}"
@@ -61,4 +62,5 @@ def trial_table(title: str, run: dict[str, Any], trials: list[dict[str, Any]]) -
         print(trial_row(trial, trial["start"] - previous_end))
         previous_end = trial["end"]
     print("  (gap: since the previous trial's run ended, or since the process started;")
-    print("   it includes that trial's data loading and model build)")
+    print("   it includes that trial's data loading and model build; role: search = a")
+    print("   candidate rate's run, confirm = a run of the chosen rate on a fresh seed)")

@@ -19,7 +19,7 @@ def run_tuner_process(setup: Setup, data_dir: Path, work: Path) -> dict[str, Any
 
     Returns:
         The worker's answer (``executions``: one entry per model trained, with its
-        configuration and val_accuracy; ``search_seconds``; ...) with
+        configuration, rate, execution and val_accuracy; ``search_seconds``; ...) with
         ``wall``, ``started``, ``ended`` and ``returncode``.
     """
     out = work / "tuner.json"
@@ -33,7 +33,8 @@ def run_tuner_process(setup: Setup, data_dir: Path, work: Path) -> dict[str, Any
         "out": str(out),
     }
     print(
-        "[tuner] KerasTuner GridSearch in its own process",
+        f"[tuner] KerasTuner GridSearch ({setup.workload}, executions_per_trial="
+        f"{setup.repeats}) in its own process",
         flush=True,
     )
     returncode, started, ended = run_logged(
@@ -48,7 +49,7 @@ def run_tuner_process(setup: Setup, data_dir: Path, work: Path) -> dict[str, Any
 
 def tuner_executions(tuner: dict[str, Any]) -> list[dict[str, Any]]:
     """Every model the tuner trained (a results.json of the one-file script had ``trials``,
-    one each)."""
+    one execution each at the default rate)."""
     if "executions" in tuner:
         return list(tuner["executions"])
-    return list(tuner.get("trials", []))
+    return [{**trial, "rate": None, "execution": 0} for trial in tuner.get("trials", [])]

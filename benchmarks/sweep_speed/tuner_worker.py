@@ -1,17 +1,18 @@
-"""KerasTuner's GridSearch over the capacity grid, fed as capsweep feeds its trials.
+"""KerasTuner's GridSearch, as a careful user runs it, fed as capsweep feeds its trials.
 
 A fair peer: each model is capsweep's (its builders, optimizer and learning rates), seeded
 as a capsweep trial seeds its build, trained on capsweep's streamed ``tf.data`` batches of
-the same memory-mapped images (the same seeded order) and validated from the same batched
-pipeline at capsweep's evaluation batch size. What differs is what the comparison
-measures: no feature cache, and KerasTuner's procedure (its own per-batch callback, which
-turns off Keras' asynchronous dispatch, and a weights checkpoint at each epoch that
-improves).
+the same memory-mapped images (the same seeded order per seed) and validated from the
+same batched pipeline at capsweep's evaluation batch size. What differs is what the
+comparison measures: no feature cache, and KerasTuner's procedure (every grid point and
+rate trained ``executions_per_trial`` times; its own per-batch callback, which turns off
+Keras' asynchronous dispatch, and a weights checkpoint at each epoch that improves).
 Heavy imports: run in a worker process only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -33,11 +34,15 @@ from capsweep.train.trial import head_seed
 
 from .data import load_split_folder
 
+RATE = "backbone_learning_rate"
+
 
 class StreamedHyperModel(kt.HyperModel):
     """capsweep's transfer model for one grid point, trained on capsweep's batches.
 
-    Every model's final val_accuracy is kept in :attr:`executions`.
+    Execution ``e`` of a grid point trains with seed ``trainer.seed + e``, as capsweep's
+    repeats over the seed do. Every execution's final val_accuracy is kept in
+    :attr:`executions`.
     """
 
     def __init__(self, spec: dict[str, Any], data: Dataset) -> None:
@@ -51,15 +56,36 @@ class StreamedHyperModel(kt.HyperModel):
         self.validation = evaluation_batches(None, data.val)
         self.executions: list[dict[str, Any]] = []
 
+    @property
+    def seed(self) -> int:
+        """The seed of the model about to be built and trained: GridSearch runs every
+        execution of a grid point before the next point, so it follows from the count."""
+        return self.trainer.seed + len(self.executions) % self.spec["repeats"]
+
+    def rate(self, hp: kt.HyperParameters, unfreeze: int) -> float:
+        """The backbone's learning rate: capsweep's default, or a hyperparameter (careful)."""
+        if self.spec["workload"] != "careful":
+            return self.trainer.backbone_learning_rate
+        rates = self.spec["rates"]
+        if not self.spec["tuner_skip_inert"]:
+            return float(hp.Choice(RATE, rates))
+        trains = [count for count in self.spec["unfreeze"] if count > 0]
+        with hp.conditional_scope("unfreeze", trains):
+            if unfreeze in trains:
+                return float(hp.Choice(RATE, rates))
+        return self.trainer.backbone_learning_rate
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         spec = self.spec
         unfreeze = hp.Choice("unfreeze", spec["unfreeze"])
         depth = hp.Choice("depth", spec["depths"])
-        seed = self.trainer.seed
+        trainer = dataclasses.replace(
+            self.trainer, backbone_learning_rate=self.rate(hp, unfreeze), seed=self.seed
+        )
         # Seeded as a capsweep trial seeds its build: the head from a stream of its own.
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(trainer.seed)
         backbone = build_backbone(spec["backbone"], spec["size"], spec["weights_file"])
-        keras.utils.set_random_seed(head_seed(seed))
+        keras.utils.set_random_seed(head_seed(trainer.seed))
         transfer = build_transfer_model(
             backbone,
             preprocessing_mode(spec["backbone"]),
@@ -67,13 +93,13 @@ class StreamedHyperModel(kt.HyperModel):
             CapacityConfig(unfreeze=unfreeze, unit=Unit(spec["unit"])),
             HeadConfig(depth=depth),
         )
-        compile_model(transfer, self.trainer)
+        compile_model(transfer, trainer)
         return transfer.model
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         """Train as capsweep's ``fit_and_evaluate`` does: every epoch from one finite
         iterator of shuffled batches, whole batches only under XLA."""
-        seed, epochs, batch_size = self.trainer.seed, self.trainer.epochs, self.trainer.batch_size
+        seed, epochs, batch_size = self.seed, self.trainer.epochs, self.trainer.batch_size
         whole = bool(model.jit_compile)
         train = batches(self.data.train, batch_size=batch_size, seed=seed, drop_remainder=whole)
         steps = len(self.data.train) / batch_size
@@ -92,6 +118,8 @@ class StreamedHyperModel(kt.HyperModel):
             {
                 "unfreeze": hp.get("unfreeze"),
                 "depth": hp.get("depth"),
+                "rate": hp.values.get(RATE, self.trainer.backbone_learning_rate),
+                "execution": len(self.executions) % self.spec["repeats"],
                 "seed": seed,
                 "final_val_accuracy": values[-1] if values else float("nan"),
                 "best_epoch_val_accuracy": max(values) if values else float("nan"),
@@ -109,6 +137,7 @@ def tuner_worker(spec: dict[str, Any]) -> None:
     tuner = kt.GridSearch(
         hypermodel,
         objective="val_accuracy",
+        executions_per_trial=spec["repeats"],
         directory=spec["directory"],
         project_name="grid",
         overwrite=True,
