@@ -102,23 +102,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     parse.add_argument("--unit", default="block", help="capacity.unit")
     parse.add_argument("--unfreeze", type=int, nargs="+", default=[0, 1, 2])
     parse.add_argument("--depths", type=int, nargs="+", default=[0, 1, 2])
-    parse.add_argument(
-        "--rates",
-        type=float,
-        nargs="+",
-        default=[0.0003, 0.001, 0.003],
-        help="careful: the backbone learning rates each configuration is tuned over",
-    )
-    parse.add_argument(
-        "--repeats", type=int, default=3, help="careful: runs of each configuration's best rate"
-    )
-    parse.add_argument(
-        "--tuner-skip-inert",
-        action="store_true",
-        help="careful: KerasTuner tries the rates only where something of the backbone\n"
-        "trains (a conditional hyperparameter), as capsweep does; default: every rate\n"
-        "everywhere, as a plain GridSearch over the grid × the rates does",
-    )
+    careful_options(parse)
     # 0.15 / 0.10 give ~1,350 training images; image_folder's defaults (0.2 / 0.2) ~1,080.
     parse.add_argument("--val-fraction", type=float, default=0.15)
     parse.add_argument("--test-fraction", type=float, default=0.10)
@@ -146,3 +130,24 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     parse.add_argument("--worker", help=argparse.SUPPRESS)
     return parse
+
+
+def careful_options(parse: argparse.ArgumentParser) -> None:
+    """The options of ``--workload careful``."""
+    parse.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[0.0003, 0.001, 0.003],
+        help="careful: the backbone learning rates each configuration is tuned over",
+    )
+    parse.add_argument(
+        "--repeats", type=int, default=3, help="careful: runs of each configuration's best rate"
+    )
+    parse.add_argument(
+        "--tuner-skip-inert",
+        action="store_true",
+        help="careful: KerasTuner tries the rates only where something of the backbone\n"
+        "trains (a conditional hyperparameter), as capsweep does; default: every rate\n"
+        "everywhere, as a plain GridSearch over the grid × the rates does",
+    )
