@@ -159,8 +159,9 @@ def bound_report(on: dict[str, Any], tuner: dict[str, Any] | None) -> None:
         reached = tuner["wall"] / wall
         target = BOUND_SHARE * achievable
         print(
-            f"  bound ratio, tuner wall / bound: {achievable:.2f}× (no sweep of capsweep's "
-            f"work can beat it); {BOUND_SHARE} × it = {target:.2f}×"
+            f"  bound ratio, tuner wall / bound: {achievable:.2f}× (the most tuner / cache-on "
+            f"could be, were nothing but training steps and feature passes left); "
+            f"{BOUND_SHARE} × it = {target:.2f}×"
         )
         print(
             f"  tuner / cache-on ≥ {BOUND_SHARE} × bound ratio:  {reached:.2f}× vs "
