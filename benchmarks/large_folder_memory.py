@@ -77,9 +77,12 @@ def child_new(folder: Path, cache: Path, size: int, batch_size: int) -> dict[str
     """The new path: load through the cache, then stream one training epoch."""
     from capsweep.data import load_dataset
     from capsweep.settings import DataConfig
+    from capsweep.settings.choices import DatasetName
 
     started = time.perf_counter()
-    data = load_dataset(DataConfig(name="image_folder", path=str(folder)), size, cache_dir=cache)
+    data = load_dataset(
+        DataConfig(name=DatasetName.image_folder, path=str(folder)), size, cache_dir=cache
+    )
     loaded = time.perf_counter()
     rss_after_load = _peak_rss_mb()
 
