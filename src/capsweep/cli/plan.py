@@ -23,10 +23,13 @@ from rich.table import Table
 from capsweep.errors import CapsweepConfigError
 from capsweep.hydra_settings import compose_config, settings_from
 from capsweep.settings import CapsweepConfig, check_settings
+from capsweep.settings.unit_range import LAST
 
 
 def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[str, int]) -> Table:
     unit = settings.capacity.unit.name
+    position = settings.capacity.position
+    counted = f"unfrozen {unit}s" if position == LAST else f"{unit}s unfrozen from {position}"
     table = Table(
         title=(
             f"{settings.backbone.name} at {settings.backbone.input_size}px: "
@@ -36,7 +39,7 @@ def render(settings: CapsweepConfig, rows: list[dict[str, int]], summary: dict[s
         )
     )
     columns = [
-        ("unfreeze", f"unfrozen {unit}s"),
+        ("unfreeze", counted),
         ("head_depth", "head depth"),
         ("trainable_params", "trainable"),
         ("trainable_backbone_params", "in backbone"),

@@ -9,6 +9,7 @@ from capsweep.model.backbones import build_configured_backbone
 from capsweep.model.capacity import backbone_units, capacity_report, unfreeze_units
 from capsweep.model.transfer import head_parameters
 from capsweep.settings import BackboneConfig, CapacityConfig, HeadConfig
+from capsweep.settings.unit_range import start_index
 
 
 def unfreeze_settings(available: int, limit: int = 12) -> list[int]:
@@ -57,7 +58,9 @@ def plan_rows(
     head: HeadConfig,
     num_classes: int,
 ) -> tuple[list[dict[str, int]], dict[str, int]]:
-    """Account for each setting of the last units unfrozen and of the head's depth.
+    """Account for each count of units unfrozen from ``capacity.position`` and each head depth.
+
+    Counts whose range would run past the last unit (from a start index) are left out.
 
     Returns:
         One row per (unfreeze, head depth) with the capacity report's counts, and a
@@ -73,7 +76,15 @@ def plan_rows(
     }
     rows = []
     for unfreeze in unfreeze_settings(available):
-        unfrozen = unfreeze_units(backbone, unfreeze, capacity.unit, train_bn=capacity.train_bn)
+        if start_index(available, unfreeze, capacity.position) + unfreeze > available:
+            continue
+        unfrozen = unfreeze_units(
+            backbone,
+            unfreeze,
+            capacity.unit,
+            position=capacity.position,
+            train_bn=capacity.train_bn,
+        )
         for depth, (head_trainable, head_total) in heads.items():
             report = capacity_report(backbone, head_trainable, head_total, unfrozen)
             rows.append({"unfreeze": unfreeze, "head_depth": depth, **report.as_dict()})

@@ -102,7 +102,7 @@ class CapacityConfig:
 
     unfreeze: int = 1
     unit: Unit = Unit.block
-    # Where the unfrozen units start: last (the last `unfreeze` units), first, or the
+    # Where the unfrozen units start: last (the last `unfreeze` units), first, middle, or the
     # index of the first one (0 = the first unit). Units outside the range stay frozen.
     position: Any = "last"
     # Train BatchNorm layers of unfrozen units; false keeps them in inference mode.
