@@ -14,8 +14,13 @@ from .trial_table import time_split_report, trial_table
 from .tuner_path import tuner_executions
 
 SWEEPS = {"cache_on": "cache on", "cache_off": "cache off"}
-# What tuner / capsweep should reach: this share of the bound ratio (tuner wall / bound).
+# What tuner / capsweep should reach: this share of the bound ratio (tuner wall / bound);
+# for the careful workload, this or CAREFUL_SPEEDUP, whichever is lower.
 BOUND_SHARE = 0.8
+CAREFUL_SPEEDUP = 10.0
+# The most of the cache-on wall that may go to anything but training steps and feature
+# passes (the grid workload).
+OUTSIDE_SHARE = 0.25
 
 
 def ratio(numerator: float, denominator: float) -> str:
@@ -43,7 +48,7 @@ def report(work: Path, results: dict[str, Any]) -> None:
     else:
         accuracy_report(analysed, tuner)
     if "cache_on" in analysed:
-        bound_report(analysed["cache_on"], tuner)
+        bound_report(analysed["cache_on"], tuner, careful=setup["workload"] == "careful")
     if setup["workload"] == "grid":
         grid_targets(analysed, tuner)
     default_report({name: results[name] for name in results if name.startswith("default_")})
@@ -131,7 +136,7 @@ def ratios(analysed: dict[str, Any], tuner: dict[str, Any] | None) -> None:
             )
 
 
-def bound_report(on: dict[str, Any], tuner: dict[str, Any] | None) -> None:
+def bound_report(on: dict[str, Any], tuner: dict[str, Any] | None, *, careful: bool) -> None:
     """The lower bound of the cache-on sweep's work, what each wall is against it, and the
     targets."""
     wall, trials = on["run"]["wall"], on["trials"]
@@ -163,15 +168,18 @@ def bound_report(on: dict[str, Any], tuner: dict[str, Any] | None) -> None:
             f"could be, were nothing but training steps and feature passes left); "
             f"{BOUND_SHARE} × it = {target:.2f}×"
         )
+        if careful:
+            target = min(CAREFUL_SPEEDUP, target)
+            wanted = f"min({CAREFUL_SPEEDUP:.0f}×, {BOUND_SHARE} × bound ratio)"
+        else:
+            wanted = f"{BOUND_SHARE} × bound ratio"
         print(
-            f"  tuner / cache-on ≥ {BOUND_SHARE} × bound ratio:  {reached:.2f}× vs "
-            f"{target:.2f}×  {'MET' if reached >= target else 'MISSED'}"
+            f"  tuner / cache-on ≥ {wanted}:  {reached:.2f}× vs {target:.2f}×  "
+            f"{'MET' if reached >= target else 'MISSED'}"
         )
+    share = outside / wall
+    verdict = "(for information)" if careful else ("MET" if share <= OUTSIDE_SHARE else "MISSED")
     print(
-        f"  cache-on wall ≤ 1.3× lower bound:      {wall / bound:.2f}×  "
-        f"{'MET' if wall / bound <= 1.3 else 'MISSED'}"
-    )
-    print(
-        f"  outside training+features ≤ 10 %:      {100 * outside / wall:.1f} %  "
-        f"{'MET' if outside / wall <= 0.10 else 'MISSED'}"
+        f"  outside training+features ≤ {100 * OUTSIDE_SHARE:.0f} %:      {100 * share:.1f} %  "
+        f"{verdict}"
     )
