@@ -133,6 +133,81 @@ def test_the_backbone_rate_is_not_tuned_where_nothing_of_the_backbone_trains(
     assert sorted(unfrozen) == [BACKBONE_RATE, "trainer.learning_rate"]
 
 
+HEAD_RATE = "trainer.learning_rate"
+HEAD_ONLY = {HEAD_RATE: {"capacity.unfreeze": 0}}
+
+
+def test_a_key_limited_by_nuisance_where_is_tuned_only_where_the_settings_match(
+    config: DictConfig,
+) -> None:
+    nuisance = plan(
+        config, {BACKBONE_RATE: LOG_RANGE, HEAD_RATE: LOG_RANGE}, nuisance_where=HEAD_ONLY
+    )
+    assert nuisance is not None
+    space = parse_search_space(GRID)
+
+    frozen = nuisance.effective(configuration_settings(config, space, {"capacity.unfreeze": 0}))
+    unfrozen = nuisance.effective(configuration_settings(config, space, {"capacity.unfreeze": 2}))
+
+    assert sorted(frozen) == [HEAD_RATE]
+    assert sorted(unfrozen) == [BACKBONE_RATE]
+
+
+def test_nuisance_where_accepts_a_list_as_any_of_its_values(config: DictConfig) -> None:
+    where = {HEAD_RATE: {"capacity.unfreeze": [0, 1]}}
+    nuisance = plan(config, {HEAD_RATE: LOG_RANGE}, nuisance_where=where)
+    assert nuisance is not None
+    space = parse_search_space(GRID)
+
+    tuned = [
+        unfreeze
+        for unfreeze in (0, 1, 2)
+        if nuisance.effective(
+            configuration_settings(config, space, {"capacity.unfreeze": unfreeze})
+        )
+    ]
+
+    assert tuned == [0, 1]
+
+
+def test_nuisance_where_is_part_of_what_a_study_records(config: DictConfig) -> None:
+    """Resuming with another limit would compare configurations tuned differently."""
+    limited = plan(config, {HEAD_RATE: LOG_RANGE}, nuisance_where=HEAD_ONLY)
+    everywhere = plan(config, {HEAD_RATE: LOG_RANGE})
+    assert limited is not None and everywhere is not None
+
+    assert limited.description() != everywhere.description()
+    assert "where" not in everywhere.description()
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        (
+            {BACKBONE_RATE: {"capacity.unfreeze": 0}},
+            f"hydra.sweeper.nuisance_where.{BACKBONE_RATE}=",
+        ),
+        ({HEAD_RATE: {"capacity.unfrezee": 0}}, "capacity.unfrezee=0: is not a key"),
+        ({HEAD_RATE: {}}, "must map settings to the values"),
+        ([HEAD_RATE], "must map a nuisance key to the settings it is tuned with"),
+    ],
+)
+def test_a_bad_nuisance_where_is_refused_naming_it(
+    config: DictConfig, where: Any, problem: str
+) -> None:
+    assert problem in refusal(config, {HEAD_RATE: LOG_RANGE}, nuisance_where=where)
+
+
+def test_a_key_nuisance_where_limits_to_no_configuration_is_refused(config: DictConfig) -> None:
+    where = {HEAD_RATE: {"capacity.unfreeze": 5}}
+
+    error = refusal(config, {HEAD_RATE: LOG_RANGE}, nuisance_where=where)
+
+    assert error.startswith(f"hydra.sweeper.nuisance.{HEAD_RATE}=")
+    assert "is tuned in no configuration this sweep compares" in error
+    assert "limits it to capacity.unfreeze=5" in error
+
+
 LOG = {BACKBONE_RATE: FloatDistribution(1e-4, 1e-2, log=True)}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from capsweep.errors import CapsweepConfigError
@@ -89,3 +90,29 @@ def test_a_sweep_over_points_trains_each_point_once_and_nothing_else(tmp_path: P
     trials = load(tmp_path / "outputs", "listed").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert [t.params for t in trials] == SURGICAL
+
+
+@pytest.mark.parametrize(
+    ("data", "study"), [("digits", "surgical-none"), ("digits_noise", "surgical-noise")]
+)
+def test_the_shipped_surgical_sweep_plans_its_points_per_task(
+    tmp_path: Path, data: str, study: str
+) -> None:
+    """Each task gets a study of its own, so running both in one outputs folder works."""
+    config = compose_config(
+        [f"paths.outputs={tmp_path}", "sweep=surgical", f"data={data}"], return_hydra_config=True
+    )
+    options = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+    assert isinstance(options, dict)
+
+    plan = plan_sweep(options, config, [])
+
+    assert plan.study_name == study
+    assert [point["capacity.position"] for point in plan.space.points] == [
+        "last", "first", "middle", "last", "first"
+    ]  # fmt: skip
+    assert plan.nuisance is not None
+    assert set(plan.nuisance.space.distributions) == {
+        "trainer.backbone_learning_rate",
+        "trainer.learning_rate",
+    }

@@ -113,7 +113,12 @@ class SweepLoop:
         progress.say(
             f"Study {plan.study_name!r} ({'new' if created else 'resumed'}) in "
             f"{studies.redact(plan.storage_url)}: {plan.n_trials} trials of "
-            f"{plan.space.describe_short()}, {plan.sampler_name} sampler"
+            f"{plan.space.describe_short()}, "
+            + (
+                "listed in hydra.sweeper.points"
+                if plan.space.points
+                else f"{plan.sampler_name} sampler"
+            )
             + (f", {plan.repeats} repeats each over {plan.repeat_over}" if plan.repeats > 1 else "")
         )
         with (

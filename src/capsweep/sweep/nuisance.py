@@ -12,7 +12,13 @@ same syntax as ``params``::
     nuisance_trials: 3
 
 A nuisance key that cannot change what a configuration trains (the backbone's learning
-rate with nothing unfrozen, :mod:`capsweep.settings.inert`) is not searched there.
+rate with nothing unfrozen, :mod:`capsweep.settings.inert`) is not searched there. One
+that matters only in some configurations can be limited to them, the others keeping its
+fixed value::
+
+    nuisance_where:
+      trainer.learning_rate: {capacity.unfreeze: 0}   # the head's rate, for head-only
+
 Checked here before any study exists; never imports TensorFlow.
 """
 
@@ -21,12 +27,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice, product
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -38,6 +44,7 @@ from scipy.stats import qmc
 from capsweep.errors import CapsweepConfigError
 from capsweep.settings import CapsweepConfig
 from capsweep.settings.inert import inert_keys
+from capsweep.settings.keys import schema_keys, unknown_key_error
 from capsweep.sweep.job_settings import check_job_settings, configuration_settings
 from capsweep.sweep.param_paths import check_param_paths
 from capsweep.sweep.search_space import SearchSpace, grid_choices, parse_search_space
@@ -62,26 +69,41 @@ class NuisancePlan:
         rescore: After every candidate's first run, the best this many are trained once
             more on other seeds and the pick is the best mean of two runs (0 or 1: the
             best single run).
+        where: For a nuisance key, the settings a configuration must have for the key to
+            be tuned in it (``hydra.sweeper.nuisance_where``); a list is any of its values.
     """
 
     space: SearchSpace
     budget: int
     sampler: str | None = None
     rescore: int = 0
+    where: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def effective(self, settings: CapsweepConfig) -> dict[str, BaseDistribution]:
-        """The nuisance distributions that can change what ``settings`` trains."""
-        inert = inert_keys(settings)
-        return {key: d for key, d in self.space.distributions.items() if key not in inert}
+        """The nuisance distributions that can change what ``settings`` trains, and are
+        tuned in configurations like it."""
+        skipped = self.skipped(settings)
+        return {key: d for key, d in self.space.distributions.items() if key not in skipped}
+
+    def skipped(self, settings: CapsweepConfig) -> dict[str, str]:
+        """The nuisance keys not tuned in ``settings``, each with the reason."""
+        skipped = dict(inert_keys(settings))
+        for key, conditions in self.where.items():
+            if key not in skipped and not _matches(settings, conditions):
+                skipped[key] = f"{WHERE} limits it to {_conditions(conditions)}"
+        return skipped
 
     def description(self) -> dict[str, Any]:
         """What a study records, so that resuming with another space or budget is refused."""
-        return {
+        described = {
             "space": self.space.describe(),
             "budget": self.budget,
             "sampler": self.sampler,
             "rescore": self.rescore,
         }
+        if self.where:  # studies made before nuisance_where keep their description
+            described["where"] = {key: dict(value) for key, value in sorted(self.where.items())}
+        return described
 
     def candidates(self, effective: Mapping[str, BaseDistribution]) -> int:
         """How many candidates a configuration with these distributions tries."""
@@ -176,8 +198,9 @@ def plan_nuisance(
 
     Raises:
         CapsweepConfigError: a budget < 1, a key both scientific and nuisance, a seed, a
-            key that is not in the configuration, a value a job would refuse, or a key
-            that has no effect in any configuration the sweep compares.
+            key that is not in the configuration, a value a job would refuse, a key that
+            has no effect in any configuration the sweep compares, or a ``nuisance_where``
+            that names no nuisance key or no setting.
     """
     written = dict(options.get("nuisance") or {})
     budget = options.get("nuisance_trials", 3)
@@ -211,7 +234,10 @@ def plan_nuisance(
             "must be a whole number >= 0 (how many of the best candidates run twice)",
             fix="e.g. hydra.sweeper.nuisance_rescore=2, or 0 to pick from one run each",
         )
-    plan = NuisancePlan(space, budget, None if sampler is None else str(sampler), rescore)
+    where = _parse_where(options.get("nuisance_where"), space)
+    plan = NuisancePlan(
+        space, budget, None if sampler is None else str(sampler), rescore, where=where
+    )
     if plan.sampler == "grid":
         space.grid()  # raises for a continuous range, naming it (as the sweep's grid does)
     _check_effect(plan, config, scientific)
@@ -253,7 +279,7 @@ def _check_effect(plan: NuisancePlan, config: DictConfig, scientific: SearchSpac
     unused = dict.fromkeys(plan.space.distributions, "")
     for params in islice(_configurations(scientific), CONFIGURATIONS_CHECKED):
         settings = configuration_settings(config, scientific, params)
-        inert = inert_keys(settings)
+        inert = plan.skipped(settings)
         for key in list(unused):
             if key in inert:
                 unused[key] = inert[key]
@@ -262,12 +288,68 @@ def _check_effect(plan: NuisancePlan, config: DictConfig, scientific: SearchSpac
         if not unused:
             return
     key, reason = next(iter(unused.items()))
+    limited = reason.startswith(WHERE)
     raise CapsweepConfigError(
         f"hydra.sweeper.nuisance.{key}",
         plan.space.written[key],
-        f"has no effect in any configuration this sweep compares: {reason}",
+        ("is tuned in no configuration" if limited else "has no effect in any configuration")
+        + f" this sweep compares: {reason}",
         fix=f"remove {key} from nuisance, or compare configurations where it matters",
     )
+
+
+WHERE = "hydra.sweeper.nuisance_where"
+
+
+def _parse_where(written: Any, space: SearchSpace) -> dict[str, dict[str, Any]]:
+    """``nuisance_where`` as {nuisance key: {setting: value or list of values}}."""
+    where = OmegaConf.to_container(written) if OmegaConf.is_config(written) else written
+    if where is None:
+        return {}
+    example = "e.g. {trainer.learning_rate: {capacity.unfreeze: 0}}"
+    if not isinstance(where, Mapping):
+        raise CapsweepConfigError(
+            WHERE, where, "must map a nuisance key to the settings it is tuned with", fix=example
+        )
+    parsed: dict[str, dict[str, Any]] = {}
+    for written_key, conditions in where.items():
+        key = str(written_key)
+        if key not in space.distributions:
+            raise CapsweepConfigError(
+                f"{WHERE}.{key}",
+                conditions,
+                "names no key of hydra.sweeper.nuisance",
+                choices=sorted(space.distributions),
+                fix="limit a key the sweep tunes, or remove it from nuisance_where",
+            )
+        if not isinstance(conditions, Mapping) or not conditions:
+            raise CapsweepConfigError(
+                f"{WHERE}.{key}",
+                conditions,
+                "must map settings to the values a configuration has where it is tuned",
+                fix=example,
+            )
+        for setting in conditions:
+            if str(setting) not in schema_keys():
+                raise unknown_key_error(str(setting), conditions[setting])
+        parsed[key] = {str(setting): value for setting, value in conditions.items()}
+    return parsed
+
+
+def _matches(settings: CapsweepConfig, conditions: Mapping[str, Any]) -> bool:
+    """Whether ``settings`` has every value ``conditions`` asks for (a list: any of them)."""
+    for dotted, wanted in conditions.items():
+        value: Any = settings
+        for name in dotted.split("."):
+            value = getattr(value, name)
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if not any(value == item or str(value) == str(item) for item in allowed):
+            return False
+    return True
+
+
+def _conditions(conditions: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in conditions.items())
 
 
 def _configurations(space: SearchSpace) -> Iterator[dict[str, Any]]:

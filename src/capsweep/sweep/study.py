@@ -259,8 +259,8 @@ def open_study(
             nuisance,
             f"study {study_name!r} tunes each configuration with {attrs.get(NUISANCE_ATTR)}; "
             "configurations tuned with another nuisance space or budget cannot be compared",
-            fix="use the same nuisance, nuisance_trials and nuisance_sampler, or a new "
-            "hydra.sweeper.study_name",
+            fix="use the same nuisance, nuisance_trials, nuisance_sampler and "
+            "nuisance_where, or a new hydra.sweeper.study_name",
         )
     if attrs.get(SIGNATURE_ATTR) != space_signature:
         raise CapsweepConfigError(

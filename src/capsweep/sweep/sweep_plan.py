@@ -176,14 +176,18 @@ CAVEATS = (
 def fixed_hyperparameters(
     config: DictConfig, space: SearchSpace, nuisance: NuisancePlan | None
 ) -> dict[str, Any]:
-    """The training hyperparameters neither compared nor tuned, with the values jobs get."""
+    """The training hyperparameters neither compared nor tuned, with the values jobs get
+    (a nuisance key tuned only where ``nuisance_where`` says: its value elsewhere)."""
     settings = as_plain_dict(configuration_settings(config, space, {}))
     tuned = set(space.distributions) | set(nuisance.space.distributions if nuisance else ())
     fixed = {}
     for key in CAVEATS:
+        section, name = key.split(".")
         if key not in tuned:
-            section, name = key.split(".")
             fixed[key] = settings[section][name]
+        elif nuisance and key in nuisance.where:
+            where = ", ".join(f"{k}={v}" for k, v in nuisance.where[key].items())
+            fixed[key] = f"{settings[section][name]} (tuned only where {where})"
     return fixed
 
 

@@ -38,6 +38,10 @@ class CapsweepSweeperConf:
     # seeds, and the pick is the best mean of two runs; 0: pick from one run each. On the
     # embedded default, 2 cost 12 more jobs and picked the same rates (README).
     nuisance_rescore: int = 0
+    # Limit a nuisance key to the configurations with these settings; elsewhere it keeps
+    # its value: {trainer.learning_rate: {capacity.unfreeze: 0}} tunes the head's rate
+    # for head-only configurations alone. A list is any of its values.
+    nuisance_where: Any = None
     # Metrics to optimize (a name or a list), paired with `direction`.
     objectives: Any = "val_accuracy"
     # maximize | minimize, or a list of them (one per objective).
