@@ -124,5 +124,7 @@ def test_the_json_gives_each_configurations_tuning() -> None:
         "chosen": {RATE: 1e-3},
         "tried": 3,
         "selection_val_accuracy": 0.9,
-        "candidates": [{"values": {RATE: 1e-3}, "state": "COMPLETE", "val_accuracy": 0.9}],
+        "candidates": [
+            {"values": {RATE: 1e-3}, "round": 0, "state": "COMPLETE", "val_accuracy": 0.9}
+        ],
     }

@@ -186,6 +186,7 @@ def test_resuming_with_another_search_space_is_refused(grid_sweep: dict[str, Any
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sweep_killed_midway_resumes_and_retries_the_killed_trial(
     tmp_path: Path, mlflow_uri: str
 ) -> None:
@@ -268,6 +269,7 @@ def test_trial_in_a_worker_process_is_pruned_through_the_storage(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_two_workers_share_one_study_without_exceeding_n_trials(
     tmp_path: Path, mlflow_uri: str
 ) -> None:

@@ -64,6 +64,7 @@ def test_a_trial_is_recorded_on_a_tracking_server(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_trial_whose_server_goes_away_fails_with_the_reason_in_bounded_time(
     tiny_config: Callable[..., Any], mlflow_server: MlflowServer
 ) -> None:
