@@ -48,6 +48,13 @@ def label(configuration: dict[str, object]) -> str:
     return ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(params.items()))
 
 
+def score(configuration: dict[str, object]) -> str:
+    """A configuration's mean val_accuracy ± its standard error, with n."""
+    metrics = configuration["metrics"]
+    assert isinstance(metrics, dict)
+    return f"{metrics['val_accuracy']:.3f} ± {metrics['standard_error']:.3f}, n={metrics['n']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -63,16 +70,16 @@ def main() -> None:
         rerun(seed, options.outputs, options.overrides, sweep=not options.report_only)
         for seed in options.seeds
     ]
-    print("\nseed  pick (val_accuracy mean ± SE, n)          best                      wall")
+    print(
+        "\nseed  pick (val_accuracy mean ± SE, n)          "
+        "best (val_accuracy mean ± SE)                  wall"
+    )
     for result in results:
-        metrics = result["metrics"]
-        assert isinstance(metrics, dict)
         best = result["best"]
         assert isinstance(best, dict)
         print(
-            f"{result['seed']:>4}  {label(result):<22} {metrics['val_accuracy']:.3f} ± "
-            f"{metrics['standard_error']:.3f}, n={metrics['n']}   {label(best):<24} "
-            f"{result['seconds']:.0f} s"
+            f"{result['seed']:>4}  {label(result):<22} {score(result)}   "
+            f"{label(best):<24} {score(best)}   {result['seconds']:.0f} s"
         )
     picks = collections.Counter(label(result) for result in results)
     common, count = picks.most_common(1)[0]

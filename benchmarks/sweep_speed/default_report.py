@@ -9,7 +9,7 @@ from typing import Any
 from .capsweep_path import mlflow_trials
 from .time_split import BETWEEN, LOGGING, STARTUP, breakdown, grouped, lower_bound
 
-# The default sweep tunes each configuration's backbone learning rate (42 jobs): at most 3
+# The default sweep tunes each configuration's learning rate (50 jobs): at most 3
 # minutes with the pretrained weights cached, 4 on a fresh clone (pretraining included).
 TARGETS = {"default_cold": 240.0, "default_warm": 180.0, "default_warm_off": 180.0}
 TITLES = {
