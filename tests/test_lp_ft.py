@@ -82,3 +82,20 @@ def test_a_probe_on_images_matches_the_probe_on_cached_features(
     assert on_images.metrics["probe_val_accuracy"] == pytest.approx(
         on_features.metrics["probe_val_accuracy"]
     )
+
+
+def test_a_second_trial_probing_on_images_trains_as_the_first_did(
+    trial_settings: Callable[..., Any],
+) -> None:
+    """The probe's model is compiled again for the second stage: nothing of the first
+    stage's compiled state may stand in for the next trial's probe."""
+    settings = trial_settings(LP_FT, "capacity.unfreeze=1", "cache.enabled=false")
+    first, first_record, _ = trial(settings)
+
+    second, second_record, _ = trial(settings)
+
+    assert_same(
+        second_record.metrics["probe_val_accuracy"], first_record.metrics["probe_val_accuracy"]
+    )
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert_same(second.metrics.history[name], first.metrics.history[name], name)

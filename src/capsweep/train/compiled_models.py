@@ -139,6 +139,7 @@ def trained_model(
     *,
     model: keras.Model | None = None,
     architecture: Hashable | None = None,
+    reuse: bool = True,
 ) -> tuple[keras.Model, bool]:
     """The compiled model a trial trains: a kept one of the same architecture, set up as
     ``model`` (default ``transfer.model``) is, or ``model`` itself, compiled.
@@ -148,11 +149,15 @@ def trained_model(
             reads it from the model's layer configs (a fifth of a second for a small
             model). Either way a kept model stands in only if its variables have the
             same paths, shapes and dtypes.
+        reuse: ``False``: compile ``model`` and neither take nor keep a kept one.
 
     Returns:
         The model to fit and evaluate, and whether it is a kept one (no new tracing).
     """
     fresh = model or transfer.model
+    if not reuse:
+        _compile(transfer, trainer, fresh)
+        return fresh, False
     key = (
         architecture_key(fresh, trainer)
         if architecture is None
@@ -175,12 +180,20 @@ def trained_model(
             optimizer, head=trainer.learning_rate, backbone=trainer.backbone_learning_rate
         )
         return kept.model, True
-    compile_model(transfer, trainer, model=fresh)
-    fresh.optimizer.build(fresh.trainable_variables)
+    _compile(transfer, trainer, fresh)
     _kept[key] = _Kept(fresh, [np.array(v) for v in fresh.optimizer.variables])
     while len(_kept) > KEPT_MODELS:
         _kept.popitem(last=False)
     return fresh, False
+
+
+def _compile(transfer: TransferModel, trainer: TrainerConfig, model: keras.Model) -> None:
+    """Compile ``model`` anew; a kept entry holding it no longer holds what it was kept as
+    (its optimizer and traced steps are replaced), so it is forgotten."""
+    for stale in [key for key, kept in _kept.items() if kept.model is model]:
+        del _kept[stale]
+    compile_model(transfer, trainer, model=model)
+    model.optimizer.build(model.trainable_variables)
 
 
 def hand_back(trained: keras.Model, own: keras.Model) -> None:

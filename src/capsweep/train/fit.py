@@ -186,6 +186,8 @@ class FitInputs:
     says what ``model`` is made of, from the settings that built it, so that a compiled
     model of the same architecture kept from an earlier trial can stand in for it
     (:mod:`capsweep.train.compiled_models`); ``None``: read from the model's config.
+    ``reuse=False``: compile ``model`` itself and keep nothing (a model trained with its
+    trainable flags changed only for this fit, as LP-FT's probe on images is).
     """
 
     model: keras.Model
@@ -193,6 +195,7 @@ class FitInputs:
     val: Any = None
     test: Any = None
     architecture: Hashable | None = None
+    reuse: bool = True
 
 
 def evaluation_batches(features: Any, split: Split) -> Any:
@@ -241,7 +244,7 @@ def fit_and_evaluate(
     inputs = inputs or FitInputs(transfer.model)
     started = time.perf_counter()
     model, reused = trained_model(
-        transfer, trainer, model=inputs.model, architecture=inputs.architecture
+        transfer, trainer, model=inputs.model, architecture=inputs.architecture, reuse=inputs.reuse
     )
     compile_seconds = time.perf_counter() - started
     # Under XLA every batch shape compiles anew: a short last batch would compile inside

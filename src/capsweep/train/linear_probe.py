@@ -98,8 +98,10 @@ def linear_probe(transfer: TransferModel, data: Dataset, settings: CapsweepConfi
         while len(_kept) > KEPT_PROBES:
             _kept.popitem(last=False)
         return result
-    with frozen_backbone(transfer):
-        metrics = fit_and_evaluate(transfer, data, settings.trainer)
+    with frozen_backbone(transfer):  # the flags hold for this fit only: keep no model
+        metrics = fit_and_evaluate(
+            transfer, data, settings.trainer, inputs=FitInputs(transfer.model, reuse=False)
+        )
     return ProbeResult(metrics.val_accuracy, metrics.epochs_run, time.perf_counter() - started)
 
 
