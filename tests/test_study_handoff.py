@@ -92,6 +92,22 @@ def test_the_same_grid_point_drawn_twice_is_found(tmp_path: Path) -> None:
     assert studies.duplicate_of(current, frozen(study, first.number)) is None
 
 
+def test_a_copy_queued_while_its_original_still_runs_is_no_duplicate(tmp_path: Path) -> None:
+    """A trial is queued again before the one it replaces is failed: a worker that asks the
+    copy in between must train it, not drop it as a duplicate of its own original."""
+    study = journal_study(tmp_path)
+    original = study.ask(SPACE)
+    studies.enqueue_again(
+        study, frozen(study, original.number), **{studies.REQUEUED_ATTR: original.number}
+    )
+    copy = study.ask(SPACE)
+
+    current = study.get_trials(deepcopy=False)
+    assert frozen(study, original.number).state == TrialState.RUNNING
+    assert copy.params == original.params
+    assert studies.duplicate_of(current, frozen(study, copy.number)) is None
+
+
 def test_the_liveness_thread_marks_a_trial_while_it_runs(tmp_path: Path) -> None:
     study = journal_study(tmp_path)
     trial = study.ask(SPACE)

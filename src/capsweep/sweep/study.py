@@ -367,9 +367,16 @@ def planned_params(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def duplicate_of(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> int | None:
-    """The number of an earlier live or finished trial with the same parameters, if any."""
+    """The number of an earlier live or finished trial with the same parameters, if any.
+
+    The trial ``trial`` was queued again from is not one: it is queued before the trial it
+    replaces is failed, so it may still be RUNNING when ``trial`` is asked.
+    """
+    origin = trial.user_attrs.get(REQUEUED_ATTR)
     for other in trials:
         live = other.state in (*FINISHED, TrialState.RUNNING)
+        if other.number == origin and other.state == TrialState.RUNNING:
+            continue
         if live and other.number < trial.number and other.params == trial.params:
             return other.number
     return None

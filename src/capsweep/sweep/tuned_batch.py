@@ -8,6 +8,7 @@ queued again — as one batch of jobs, until each configuration is confirmed or 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import optuna
@@ -39,6 +40,8 @@ CONFIRMATION_ATTRS = (
     studies.SPLIT_SEED_ATTR,
 )
 
+log = logging.getLogger(__name__)
+
 
 class TunedBatch:
     """Drive the tuning of a batch of configurations through the sweep's launcher."""
@@ -57,9 +60,11 @@ class TunedBatch:
     ) -> list[Told]:
         """Tune and confirm each configuration of ``trials``; tell the study their scores."""
         tunings = [self._tuning(trial) for trial in trials]
+        held = tunings
         try:
             while True:
-                jobs = [job for tuning in tunings for job in tuning.next_jobs()]
+                held = self._held(held)
+                jobs = [job for tuning in held for job in tuning.next_jobs()]
                 if not jobs:
                     break
                 returns = self.jobs.launch([self._overrides(job, context) for job in jobs])
@@ -67,10 +72,26 @@ class TunedBatch:
                     progress.say(job_line(job.tuning.record(job, result), self.plan.nuisance))
         except BaseException as error:
             with uninterrupted():
-                for tuning in tunings:
+                for tuning in held:
                     tuning.give_back(error)
             raise
         return [self._tell(tuning) for tuning in tunings]
+
+    def _held(self, tunings: list[ConfigurationTuning]) -> list[ConfigurationTuning]:
+        """The tunings whose sweep trial this worker still holds RUNNING. A trial another
+        worker took for dead (this one stalled past stale_after_seconds) is its now: this
+        worker launches nothing more for it and leaves its configuration's trials alone."""
+        current = self.study.get_trials(deepcopy=False)
+        held = []
+        for tuning in tunings:
+            if current[tuning.sweep_trial.number].state == TrialState.RUNNING:
+                held.append(tuning)
+            else:
+                log.warning(
+                    "trial %d was taken over by another worker: this worker stops driving it",
+                    tuning.sweep_trial.number,
+                )
+        return held
 
     def _tuning(self, trial: optuna.Trial) -> ConfigurationTuning:
         plan = self.plan

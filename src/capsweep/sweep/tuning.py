@@ -98,7 +98,7 @@ class JobResult:
     """How one tuning job ended, for the sweep's console line."""
 
     job: TuningJob
-    state: str  # COMPLETE, PRUNED, FAIL or KILLED (queued again)
+    state: str  # COMPLETE, PRUNED, FAIL, KILLED (queued again) or DROPPED (taken over)
     val_accuracy: float | None = None
     seconds: float | None = None
     detail: str = ""
@@ -167,9 +167,12 @@ class ConfigurationTuning:
         )
         return study, True
 
-    def _queue_design(self) -> None:
-        """Queue every candidate of the configuration's design, in order."""
+    def _queue_design(self, present: set[int] | None = None) -> None:
+        """Queue every candidate of the configuration's design, in order, but those whose
+        index is ``present`` already (a driver that died while queueing queued those)."""
         for index, values in enumerate(self._design()):
+            if present is not None and index in present:
+                continue
             attrs = {ROLE_ATTR: SEARCH, CANDIDATE_ATTR: index, ROUND_ATTR: 0}
             self.study.enqueue_trial(values, user_attrs=attrs)
 
@@ -184,14 +187,18 @@ class ConfigurationTuning:
         for trial in trials:
             if trial.state == TrialState.RUNNING:
                 self._kill(trial, "its driver died (the configuration was taken over)")
-        if not any(t.user_attrs.get(ROLE_ATTR) == SEARCH for t in trials):
-            self._queue_design()  # the first driver died before queueing it
+        # The first driver may have died before queueing the whole design.
+        first = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == SEARCH and _round(t) == 0]
+        if all(CANDIDATE_ATTR in t.user_attrs for t in first):
+            self._queue_design(present={int(t.user_attrs[CANDIDATE_ATTR]) for t in first})
 
     def _kill(self, trial: FrozenTrial | optuna.Trial, reason: str) -> bool:
         """Fail ``trial`` as stopped from outside, its MLflow run ended KILLED; queue its
         values again. False: lost too often, not queued."""
         trials = self.study.get_trials(deepcopy=False)
         frozen = trials[trial.number]
+        if frozen.state.is_finished():  # another driver already failed (and queued) it
+            return False
         attrs = {
             key: frozen.user_attrs[key]
             for key in (ROLE_ATTR, REPEAT_ATTR, CANDIDATE_ATTR, ROUND_ATTR)
@@ -323,8 +330,11 @@ class ConfigurationTuning:
             return JobResult(job, "FAIL", detail=(reason.splitlines() or [""])[0][:200])
         metrics = dict(outcome["metrics"])
         key = studies.METRICS_ATTR.format(repeat=0)
-        job.trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=0), outcome["run_id"])
         seconds = float(outcome.get("seconds") or 0.0)
+        try:
+            job.trial.set_user_attr(studies.RUN_ID_ATTR.format(repeat=0), outcome["run_id"])
+        except UpdateFinishedTrialError:  # failed by a driver that took the configuration over
+            return JobResult(job, "DROPPED", seconds=seconds, detail="taken over meanwhile")
         if outcome["state"] == "PRUNED":
             studies.tell(self.study, job.trial, state=TrialState.PRUNED)
             epoch = outcome.get("pruned_at_epoch")
