@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from capsweep.errors import CapsweepConfigError
@@ -16,6 +16,7 @@ from capsweep.hydra_settings import compose_config
 from capsweep.sweep.job_settings import configuration_settings
 from capsweep.sweep.nuisance import NuisancePlan, design, plan_nuisance
 from capsweep.sweep.search_space import parse_search_space
+from capsweep.sweep.sweep_plan import plan_sweep
 
 BACKBONE_RATE = "trainer.backbone_learning_rate"
 LOG_RANGE = "tag(log, interval(1e-4, 1e-2))"
@@ -265,7 +266,71 @@ def test_a_finite_space_larger_than_the_budget_is_sampled_quasi_randomly() -> No
     assert all(isinstance(c["head.width"], int) and 8 <= c["head.width"] <= 63 for c in candidates)
 
 
+@pytest.mark.parametrize("sampler", ["qmc", "random"])
+def test_drawn_candidates_of_a_small_finite_space_are_each_tried_once(sampler: str) -> None:
+    written = {BACKBONE_RATE: "choice(0.0001, 0.001)"}
+    plan_ = NuisancePlan(parse_search_space(written, section="nuisance"), 3, sampler=sampler)
+    effective = {BACKBONE_RATE: CategoricalDistribution([0.0001, 0.001])}
+
+    candidates = [c[BACKBONE_RATE] for c in design(plan_, effective, seed=0, params={})]
+
+    assert plan_.candidates(effective) == 2
+    assert len(candidates) == len(set(candidates))
+
+
 def test_a_configuration_with_nothing_to_tune_tries_no_candidate() -> None:
     plan_ = NuisancePlan(parse_search_space({BACKBONE_RATE: LOG_RANGE}, section="nuisance"), 3)
 
     assert plan_.candidates({}) == 0
+
+
+def shipped_plan(tmp_path: Path, *overrides: str) -> Any:
+    """The default sweep's checked plan, with ``overrides``."""
+    config = compose_config([f"paths.outputs={tmp_path}", *overrides], return_hydra_config=True)
+    options = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+    assert isinstance(options, dict)
+    return plan_sweep(options, config, [])
+
+
+def test_a_tuned_sweep_with_another_sampler_wants_each_configuration_once(
+    tmp_path: Path,
+) -> None:
+    """A tuned configuration is trained once; a sampler asked for more trials than a finite
+    space has configurations would ask duplicates for ever."""
+    plan = shipped_plan(tmp_path, "hydra.sweeper.sampler=tpe")
+
+    assert plan.n_trials == 8
+
+
+def test_a_tuned_sweep_asked_for_more_trials_than_configurations_is_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(CapsweepConfigError) as raised:
+        shipped_plan(tmp_path, "hydra.sweeper.sampler=random", "hydra.sweeper.n_trials=9")
+
+    assert str(raised.value).startswith(
+        "hydra.sweeper.n_trials=9: a tuned sweep trains each of its 8 configurations once"
+    )
+    assert "hydra.sweeper.n_trials=8" in str(raised.value)
+
+
+def test_an_untuned_sweep_may_train_a_configuration_again(tmp_path: Path) -> None:
+    plan = shipped_plan(tmp_path, "hydra.sweeper.sampler=tpe", "hydra.sweeper.nuisance=null")
+
+    assert plan.n_trials == 20
+
+
+def test_confirming_on_the_selections_split_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shipped_plan(tmp_path, "hydra.sweeper.repeat_over=seed")
+
+    assert "the confirmations train on the training/validation split" in caplog.text
+
+
+def test_confirming_on_fresh_splits_warns_of_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shipped_plan(tmp_path)
+
+    assert "confirmations train on" not in caplog.text

@@ -195,7 +195,10 @@ class SweepLoop:
                 time.sleep(_poll_interval(plan.stale_after_seconds))
                 continue
             waiting_said = False
-            trials = self._ask(study, min(plan.batch_size, wanted))
+            count = ask_count(
+                plan.batch_size, wanted, counts[TrialState.WAITING], listed=bool(plan.space.points)
+            )
+            trials = self._ask(study, count)
             if not trials:
                 continue
             for result, line in self._train(study, trials, context, progress):
@@ -325,6 +328,14 @@ class SweepLoop:
 
     def _owner(self) -> dict[str, Any]:
         return {**studies.owner_tag(), "sampler_seed": self.sampler_seed}
+
+
+def ask_count(batch_size: int, wanted: int, queued: int, *, listed: bool) -> int:
+    """How many trials a pass asks: a batch, no more than the study still wants, and for a
+    listed sweep no more than are queued (asking with an empty queue would sample a
+    configuration that is not in the list)."""
+    count = min(batch_size, wanted)
+    return min(count, queued) if listed else count
 
 
 def worker_seed(seed: int) -> int:

@@ -47,7 +47,7 @@ from capsweep.settings.inert import inert_keys
 from capsweep.settings.keys import schema_keys, unknown_key_error
 from capsweep.sweep.job_settings import check_job_settings, configuration_settings
 from capsweep.sweep.param_paths import check_param_paths
-from capsweep.sweep.search_space import SearchSpace, grid_choices, parse_search_space
+from capsweep.sweep.search_space import SearchSpace, finite, grid_choices, parse_search_space
 
 # Keys the procedure itself sets: candidates train with the base seeds, confirmations
 # with fresh ones. Tuning a seed would select noise.
@@ -111,14 +111,16 @@ class NuisancePlan:
             return 0
         if self.sampler_for(effective) == "grid":
             return _grid_size(effective)
+        if finite(effective):  # no more candidates than values, whatever draws them
+            return min(self.budget, _grid_size(effective))
         return self.budget
 
     def sampler_for(self, effective: Mapping[str, BaseDistribution]) -> str:
         """How a configuration's candidates are drawn: ``grid``, ``qmc`` or ``random``."""
         if self.sampler is not None:
             return self.sampler
-        finite = _finite(effective)
-        return "grid" if finite and _grid_size(effective) <= self.budget else "qmc"
+        covered = finite(effective) and _grid_size(effective) <= self.budget
+        return "grid" if covered else "qmc"
 
 
 SAMPLERS = ("qmc", "random", "grid")
@@ -153,10 +155,13 @@ def design(
         points = sobol.random_base2(max(0, math.ceil(math.log2(count))))[:count]
     else:
         points = np.random.default_rng(generator_seed).random((count, len(names)))
-    return [
+    drawn = [
         {name: _place(effective[name], float(u)) for name, u in zip(names, point, strict=True)}
         for point in points
     ]
+    # On a finite space two points may land on one value: each candidate is tried once.
+    unique = {tuple(sorted(values.items())): values for values in reversed(drawn)}
+    return [values for values in drawn if unique[tuple(sorted(values.items()))] is values]
 
 
 def _place(distribution: BaseDistribution, u: float) -> Any:
@@ -354,7 +359,7 @@ def _conditions(conditions: Mapping[str, Any]) -> str:
 
 def _configurations(space: SearchSpace) -> Iterator[dict[str, Any]]:
     """The scientific configurations: every grid point when finite, else each probe value."""
-    if _finite(space.distributions):
+    if finite(space.distributions):
         names = sorted(space.distributions)
         choices = [grid_choices(name, space.distributions[name]) for name in names]
         for values in product(*choices):
@@ -368,15 +373,6 @@ def _configurations(space: SearchSpace) -> Iterator[dict[str, Any]]:
         )
         for value in values:
             yield {name: value}
-
-
-def _finite(distributions: Mapping[str, BaseDistribution]) -> bool:
-    try:
-        for name, distribution in distributions.items():
-            grid_choices(name, distribution)
-    except CapsweepConfigError:
-        return False
-    return True
 
 
 def _grid_size(distributions: Mapping[str, BaseDistribution]) -> int:

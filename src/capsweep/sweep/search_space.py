@@ -70,6 +70,11 @@ class SearchSpace:
         """The finite choices of every parameter, for Optuna's GridSampler."""
         return {name: grid_choices(name, d) for name, d in self.distributions.items()}
 
+    def finite(self) -> bool:
+        """Whether the space has a finite number of configurations (listed, or every
+        distribution a finite set)."""
+        return bool(self.points) or finite(self.distributions)
+
     def grid_size(self) -> int:
         if self.points:
             return len(self.points)
@@ -179,6 +184,16 @@ def empty_space_error(params: Mapping[str, Any]) -> CapsweepConfigError:
         fix="add e.g. capacity.unfreeze: range(0, 4) to hydra.sweeper.params, list "
         "configurations in hydra.sweeper.points, or choose a sweep with sweep=<name>",
     )
+
+
+def finite(distributions: Mapping[str, BaseDistribution]) -> bool:
+    """Whether every distribution is a finite set of values."""
+    try:
+        for name, distribution in distributions.items():
+            grid_choices(name, distribution)
+    except CapsweepConfigError:
+        return False
+    return True
 
 
 def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:

@@ -111,11 +111,31 @@ def plan_sweep(options: Mapping[str, Any], config: DictConfig, arguments: list[s
     _check_repeats_own_their_seeds(space, repeats, repeat_over)
     check_job_settings(config, space)
     nuisance = plan_nuisance(options, config, space)
+    if nuisance is not None and repeat_over == RepeatOver.seed:
+        log.warning(
+            "hydra.sweeper.repeat_over=seed with tuning: the confirmations train on the "
+            "training/validation split the candidates were chosen on, so their mean keeps "
+            "some of the selection's luck; repeat_over=both draws fresh splits"
+        )
     if nuisance is None:  # with tuning, pruning judges a configuration's candidates only
         _check_pruner_reads_the_objective(pruner_name, pruner is not None, objectives)
     listed = sampler_name == "grid" or space.points
+    # With tuning, a configuration is trained once (a study of its own): a finite space
+    # holds no more trials than configurations, whatever the sampler.
+    distinct = nuisance is not None and space.finite()
     default_trials = space.grid_size() if listed else DEFAULT_N_TRIALS
+    if distinct:
+        default_trials = min(default_trials, space.grid_size())
     n_trials = _at_least_one("n_trials", options.get("n_trials") or default_trials)
+    if distinct and n_trials > space.grid_size():
+        raise CapsweepConfigError(
+            "hydra.sweeper.n_trials",
+            n_trials,
+            f"a tuned sweep trains each of its {space.grid_size()} configurations once "
+            "(hydra.sweeper.nuisance), so it cannot hold more trials",
+            fix=f"hydra.sweeper.n_trials={space.grid_size()} (or leave it out), or widen "
+            "hydra.sweeper.params",
+        )
     max_failures = options.get("max_failures")
     study_name = str(options["study_name"])
     storage_url = studies.storage_url(options.get("storage"), str(config.paths.outputs), study_name)
@@ -334,8 +354,18 @@ def _local_workers(n_jobs: Any) -> int | None:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
         return None
     if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        return max(1, _joblib_cpus() + 1 + n_jobs)
     return n_jobs
+
+
+def _joblib_cpus() -> int:
+    """The CPUs joblib counts for a negative ``n_jobs``: its own count honours the process's
+    CPU affinity, cgroup quotas (Slurm's --cpus-per-task) and LOKY_MAX_CPU_COUNT."""
+    try:
+        import joblib  # the joblib launcher's dependency (extra "cluster")
+    except ImportError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return int(joblib.cpu_count())
 
 
 def _gpus(value: Any, config: DictConfig) -> list[int] | None:
