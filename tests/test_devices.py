@@ -93,10 +93,25 @@ def test_a_device_list_that_names_none_of_the_gpus_is_refused_naming_both(
     assert not list(tmp_path.iterdir())
 
 
-def test_each_slurm_job_has_locks_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slurm_job_given_its_gpus_has_locks_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(devices.VISIBLE, "0")  # Slurm numbers a job's GPUs from 0
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     in_job = devices.slots_folder()
     monkeypatch.delenv("SLURM_JOB_ID")
 
     assert in_job != devices.slots_folder()
     assert in_job.name.endswith("-job4242")
+
+
+def test_slurm_jobs_without_a_device_list_share_the_hosts_locks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Array tasks on one node see the host's GPU ids: they must see each other's claims."""
+    monkeypatch.delenv(devices.VISIBLE, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    first = devices.slots_folder()
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")
+
+    assert devices.slots_folder() == first

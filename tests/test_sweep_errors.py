@@ -87,6 +87,15 @@ def refuse(tmp_path: Path, *overrides: str) -> str:
             "prune the most accurate ones",
         ),
         (
+            [
+                "capacity.position=choice(0,4)",
+                "capacity.unfreeze=choice(1,3)",
+                "head.depth=0",
+                "hydra.sweeper.nuisance=null",
+            ],
+            "capacity.position=4: with capacity.unfreeze=3 needs units 4–6",
+        ),
+        (
             ["hydra.sweeper.stale_after_seconds=0"],
             "hydra.sweeper.stale_after_seconds=0.0: must be a number of seconds > 0",
         ),
@@ -133,3 +142,15 @@ def test_a_tracking_server_that_is_down_is_refused_before_any_trial(tmp_path: Pa
     stderr = refuse(tmp_path, "tracking.uri=http://127.0.0.1:9", "tracking.request_timeout=2")
     assert "tracking.uri='http://127.0.0.1:9'" in stderr
     assert not (tmp_path / "outputs" / "optuna").exists(), "the study was opened"
+
+
+def test_joblibs_own_cpu_count_bounds_the_workers_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """joblib honours a CPU limit (LOKY_MAX_CPU_COUNT, affinity, cgroup quotas): one CPU
+    allowed means n_jobs=-1 starts one worker, which one GPU serves."""
+    from capsweep.sweep.sweep_plan import _local_workers
+
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+
+    assert _local_workers(-1) == 1

@@ -23,6 +23,7 @@ from capsweep.settings.unit_range import range_label, unit_range
         (6, "last", range(0, 6)),
         (0, "last", range(6, 6)),
         (0, 3, range(3, 3)),
+        (0, 9, range(6, 6)),
     ],
 )
 def test_the_units_a_setting_trains(unfreeze: int, position: Any, expected: range) -> None:
@@ -35,7 +36,8 @@ def test_a_range_past_the_last_unit_is_refused_naming_the_positions_that_fit() -
 
     assert str(raised.value) == (
         "capacity.position=5: with capacity.unfreeze=2 needs units 5–6, but small_resnet "
-        "has 6 units of kind block (0–5); use capacity.position between 0 and 4, first or last"
+        "has 6 units of kind block (0–5); use capacity.position between 0 and 4, first, middle "
+        "or last"
     )
 
 

@@ -58,13 +58,16 @@ def unit_range(
             fix=f"use capacity.unfreeze between 0 and {available}",
         )
     start = start_index(available, unfreeze, position)
+    if unfreeze == 0:  # nothing trains: a position past the end refuses nothing
+        start = min(start, available)
     if start + unfreeze > available:
         raise CapsweepConfigError(
             "capacity.position",
             position,
             f"with capacity.unfreeze={unfreeze} needs units {start}–{start + unfreeze - 1}, "
             f"but {backbone} has {available} units{kind} (0–{available - 1})",
-            fix=f"use capacity.position between 0 and {available - unfreeze}, first or last",
+            fix=f"use capacity.position between 0 and {available - unfreeze}, first, middle "
+            "or last",
         )
     return range(start, start + unfreeze)
 

@@ -32,9 +32,11 @@ _held: tuple[str, IO[bytes]] | None = None  # the claimed GPU id and its open lo
 
 
 def slots_folder() -> Path:
-    """Where this host's GPU locks live (a host-local folder: GPUs belong to a host), one
-    per Slurm job, whose GPU ids may be its own numbering."""
-    job = os.environ.get("SLURM_JOB_ID")
+    """Where this host's GPU locks live (a host-local folder: GPUs belong to a host). A
+    Slurm job that was given its GPUs (a device list set for it) numbers them its own way:
+    its locks are its own. Without a device list the ids are the host's, and every job on
+    the host shares one folder, so that two of them never claim one GPU."""
+    job = os.environ.get("SLURM_JOB_ID") if os.environ.get(VISIBLE) else None
     return Path(tempfile.gettempdir()) / (
         f"capsweep-gpus-{os.getuid()}" + (f"-job{job}" if job else "")
     )

@@ -9,6 +9,7 @@ range's ends), and the result goes through the same checks as a single run's set
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import product
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -19,6 +20,9 @@ from capsweep.errors import CapsweepConfigError
 from capsweep.hydra_settings import settings_from
 from capsweep.settings import CapsweepConfig, check_settings
 from capsweep.sweep.search_space import SearchSpace
+
+# Settings whose valid values depend on each other.
+JOINT = ("capacity.unfreeze", "capacity.position")
 
 
 def check_job_settings(config: DictConfig, space: SearchSpace) -> None:
@@ -38,7 +42,16 @@ def check_job_settings(config: DictConfig, space: SearchSpace) -> None:
             probe = base.copy()
             if _apply(probe, name, value, groups):
                 check_settings(settings_from(probe))
-    for point in space.points:
+    # Keys valid one by one may not be together (units 4-6 of 6 from position 4 and 3
+    # units): every combination of their values is checked.
+    joint = [name for name in JOINT if name in space.distributions and name not in listed]
+    values = [_probe_values(space.distributions[name]) for name in joint]
+    combinations = (
+        [dict(zip(joint, chosen, strict=True)) for chosen in product(*values)]
+        if len(joint) > 1
+        else []
+    )
+    for point in [*combinations, *space.points]:
         probe = base.copy()
         applied = [_apply(probe, name, value, groups) for name, value in point.items()]
         if any(applied):
