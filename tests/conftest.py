@@ -155,3 +155,18 @@ def source_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     outputs = tmp_path_factory.mktemp("pretrained_outputs")
     return ensure_source_weights(BackboneConfig(), DataConfig(), str(outputs))
+
+
+@pytest.fixture(scope="module")
+def random_backbone() -> Callable[[str], Any]:
+    """Build each backbone (random weights, 32 px) at most once per test module."""
+    from capsweep.model.backbones import build_backbone
+
+    built: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in built:
+            built[name] = build_backbone(name, 32, None)
+        return built[name]
+
+    return get

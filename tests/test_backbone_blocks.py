@@ -19,21 +19,6 @@ BLOCK_COUNTS = {"resnet50": 16, "mobilenetv2": 10, "efficientnetb0": 16}
 TABULATED = {str(name): spec.blocks for name, spec in BACKBONES.items() if spec.blocks}
 
 
-@pytest.fixture(scope="module")
-def application() -> Callable[[str], Any]:
-    """Build each backbone (random weights, 32 px) at most once per module."""
-    from capsweep.model.backbones import build_backbone
-
-    built: dict[str, Any] = {}
-
-    def get(name: str) -> Any:
-        if name not in built:
-            built[name] = build_backbone(name, 32, None)
-        return built[name]
-
-    return get
-
-
 def blocks_of(model: Any) -> list[list[str]]:
     from capsweep.model.capacity import backbone_units
 
@@ -45,23 +30,23 @@ def non_input_layers(model: Any) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "count"), sorted(BLOCK_COUNTS.items()))
-def test_block_count(application: Callable[[str], Any], name: str, count: int) -> None:
-    assert len(blocks_of(application(name))) == count
+def test_block_count(random_backbone: Callable[[str], Any], name: str, count: int) -> None:
+    assert len(blocks_of(random_backbone(name))) == count
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "count"), sorted(TABULATED.items()))
 def test_the_tabulated_block_count_is_the_one_discovered(
-    application: Callable[[str], Any], name: str, count: int
+    random_backbone: Callable[[str], Any], name: str, count: int
 ) -> None:
-    assert len(blocks_of(application(name))) == count
+    assert len(blocks_of(random_backbone(name))) == count
 
 
 @pytest.mark.parametrize("name", sorted(BLOCK_COUNTS))
 def test_every_block_is_a_contiguous_run_of_layers(
-    application: Callable[[str], Any], name: str
+    random_backbone: Callable[[str], Any], name: str
 ) -> None:
-    model = application(name)
+    model = random_backbone(name)
     position = {layer.name: index for index, layer in enumerate(model.layers)}
 
     for block in blocks_of(model):
@@ -71,9 +56,9 @@ def test_every_block_is_a_contiguous_run_of_layers(
 
 @pytest.mark.parametrize("name", sorted(BLOCK_COUNTS))
 def test_blocks_cover_every_non_input_layer_exactly_once(
-    application: Callable[[str], Any], name: str
+    random_backbone: Callable[[str], Any], name: str
 ) -> None:
-    model = application(name)
+    model = random_backbone(name)
 
     counts = Counter(layer for block in blocks_of(model) for layer in block)
 
@@ -82,16 +67,16 @@ def test_blocks_cover_every_non_input_layer_exactly_once(
 
 
 @pytest.mark.parametrize("name", sorted(BLOCK_COUNTS))
-def test_every_block_ends_at_a_cut_point(application: Callable[[str], Any], name: str) -> None:
-    model = application(name)
+def test_every_block_ends_at_a_cut_point(random_backbone: Callable[[str], Any], name: str) -> None:
+    model = random_backbone(name)
     order = [layer.name for layer in model.layers]
     is_cut = dict(zip(order, cut_points(order, inbound_layers(model)), strict=True))
 
     assert [block[-1] for block in blocks_of(model) if not is_cut[block[-1]]] == []
 
 
-def test_last_resnet50_block_is_conv5_block3(application: Callable[[str], Any]) -> None:
-    last = blocks_of(application("resnet50"))[-1]
+def test_last_resnet50_block_is_conv5_block3(random_backbone: Callable[[str], Any]) -> None:
+    last = blocks_of(random_backbone("resnet50"))[-1]
 
     assert (last[0], last[-1]) == ("conv5_block3_1_conv", "conv5_block3_out")
 

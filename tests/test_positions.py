@@ -25,20 +25,6 @@ RANGES: list[tuple[int, Any, Callable[[int], list[int]]]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def backbone() -> Callable[[str], Any]:
-    from capsweep.model.backbones import build_backbone
-
-    built: dict[str, Any] = {}
-
-    def get(name: str) -> Any:
-        if name not in built:
-            built[name] = build_backbone(name, 32, None)
-        return built[name]
-
-    return get
-
-
 def transfer(model: Any, unfreeze: int, position: Any) -> Any:
     from capsweep.model.transfer import build_transfer_model
 
@@ -65,13 +51,13 @@ def with_kernels(model: Any, names: set[str]) -> set[str]:
 @pytest.mark.parametrize("name", BACKBONES)
 @pytest.mark.parametrize(("unfreeze", "position", "chosen"), RANGES)
 def test_exactly_the_chosen_blocks_train_with_batchnorm_frozen(
-    backbone: Callable[[str], Any],
+    random_backbone: Callable[[str], Any],
     name: str,
     unfreeze: int,
     position: Any,
     chosen: Callable[[int], list[int]],
 ) -> None:
-    model = backbone(name)
+    model = random_backbone(name)
     units = blocks(model)
 
     built = transfer(model, unfreeze, position)
@@ -87,12 +73,12 @@ def test_exactly_the_chosen_blocks_train_with_batchnorm_frozen(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BACKBONES)
 def test_the_gradient_reaches_the_first_block_through_the_frozen_ones_after_it(
-    backbone: Callable[[str], Any], name: str
+    random_backbone: Callable[[str], Any], name: str
 ) -> None:
     import keras
     import tensorflow as tf
 
-    model = backbone(name)
+    model = random_backbone(name)
     built = transfer(model, 1, "first")
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
     labels = tf.constant([0, 1, 2, 0])
