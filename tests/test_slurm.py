@@ -26,6 +26,7 @@ from sweep_workers import (
     LONG_TRIALS,
     STARTS_TRAINING_WITHIN,
     TRAINING_ATTR,
+    UNTUNED,
     children,
     end_worker,
     load,
@@ -69,6 +70,7 @@ def test_sweep_trials_run_as_slurm_jobs(tmp_path: Path, mlflow_server: MlflowSer
         "backbone.blocks_per_stage=1", "trainer.epochs=2", "trainer.verbose=0",
         "capacity.unfreeze=range(0,2)", "head.depth=choice(0,1)",
         f"paths.outputs={outputs}", f"tracking.uri={uri}",
+        *UNTUNED,  # one job per trial: each trial's worker is its Slurm job
     ]  # fmt: skip
     result = run(command, tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
