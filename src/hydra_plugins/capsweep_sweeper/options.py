@@ -36,7 +36,7 @@ class CapsweepSweeperConf:
     nuisance_sampler: str | None = None
     # After one run each, the best this many candidates are trained once more on other
     # seeds, and the pick is the best mean of two runs; 0: pick from one run each. On the
-    # embedded default, 2 cost 12 more jobs and picked the same rates (README).
+    # embedded default, 2 cost 16 more jobs and picked the same rates (README).
     nuisance_rescore: int = 0
     # Limit a nuisance key to the configurations with these settings; elsewhere it keeps
     # its value: {trainer.learning_rate: {capacity.unfreeze: 0}} tunes the head's rate
