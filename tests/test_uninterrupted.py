@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
 
 import pytest
 
-from capsweep.signals import Terminated, handling_signals, uninterrupted
+from capsweep.signals import (
+    Terminated,
+    handling_signals,
+    raise_if_stop_requested,
+    uninterrupted,
+)
 
 
 @pytest.fixture
@@ -56,3 +62,24 @@ def test_a_signal_outside_a_write_is_raised_at_once_and_not_held_for_later() -> 
         os.kill(os.getpid(), signal.SIGTERM)
     with uninterrupted():
         pass  # nothing pending: no stale signal surfaces here
+
+
+@pytest.mark.usefixtures("handlers")
+@pytest.mark.parametrize(
+    ("number", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)]
+)
+def test_a_signal_whose_exception_was_lost_is_raised_at_the_next_check(
+    number: int, raised: type
+) -> None:
+    """C code running a Python callback can swallow the handler's exception: training must
+    still stop at the next epoch's end."""
+    with contextlib.suppress(raised):  # the exception lost, as inside TensorFlow
+        os.kill(os.getpid(), number)
+
+    with pytest.raises(raised):
+        raise_if_stop_requested()
+
+
+def test_no_signal_lets_training_go_on() -> None:
+    with handling_signals():
+        raise_if_stop_requested()

@@ -100,6 +100,16 @@ def stop_requested() -> int | None:
     return _stop_signal
 
 
+def raise_if_stop_requested() -> None:
+    """Raise the interruption of a stop signal whose exception never surfaced.
+
+    Raised while C code runs, the handler's exception can be lost altogether and training
+    would go on; a check at each epoch's end stops it there instead.
+    """
+    if _stop_signal is not None:
+        raise _interruption(_stop_signal)
+
+
 def in_submitit_job() -> bool:
     """Whether this process is a job started by submitit (Hydra's submitit launchers)."""
     return SUBMITIT_JOB_ENV in os.environ

@@ -17,6 +17,7 @@ from capsweep.data import Dataset
 from capsweep.data.dataset import Split
 from capsweep.model.transfer import TransferModel
 from capsweep.settings import TrainerConfig
+from capsweep.signals import raise_if_stop_requested
 from capsweep.train.compiled_models import hand_back, trained_model
 from capsweep.train.inputs import (
     PREFETCH_BATCHES,
@@ -97,6 +98,14 @@ class _Listeners(keras.callbacks.Callback):
         values = {key: float(value) for key, value in (logs or {}).items()}
         for listener in self.listeners:
             listener(epoch, values)
+
+
+class _StopOnSignal(keras.callbacks.Callback):
+    """End training at an epoch's end once SIGINT/SIGTERM arrived, even if the exception
+    its handler raised was lost in C code (:func:`capsweep.signals.raise_if_stop_requested`)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        raise_if_stop_requested()
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -264,6 +273,7 @@ def fit_and_evaluate(
     timer = _EpochTimer()
     callbacks: list[keras.callbacks.Callback] = [
         timer,
+        _StopOnSignal(),
         _StopOnNonFiniteLoss(),
         EpochLog(trainer.epochs),
     ]
