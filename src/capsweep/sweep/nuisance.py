@@ -160,8 +160,14 @@ def design(
         for point in points
     ]
     # On a finite space two points may land on one value: each candidate is tried once.
-    unique = {tuple(sorted(values.items())): values for values in reversed(drawn)}
-    return [values for values in drawn if unique[tuple(sorted(values.items()))] is values]
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    unique = []
+    for values in drawn:
+        key = tuple(sorted(values.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(values)
+    return unique
 
 
 def _place(distribution: BaseDistribution, u: float) -> Any:

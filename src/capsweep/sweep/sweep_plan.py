@@ -364,7 +364,9 @@ def _joblib_cpus() -> int:
     try:
         import joblib  # the joblib launcher's dependency (extra "cluster")
     except ImportError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
     return int(joblib.cpu_count())
 
 
